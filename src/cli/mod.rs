@@ -1,0 +1,378 @@
+//! Command-line interface: clap definitions and the glue that runs each command.
+//! The only module that writes to stdout (tables for people, `--json` for programs);
+//! in `serve` mode stdout belongs to MCP and nothing here prints.
+
+mod output;
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use rmcp::ServiceExt;
+
+use crate::capture::Capture;
+use crate::config::Config;
+use crate::mcp::{State, Telemetry};
+use crate::pipeline;
+use crate::query::time::{GroupBy, Tz};
+use crate::query::{self, Filter};
+use crate::queue::Queue;
+use crate::queue::managed::ManagedRedis;
+
+#[derive(Debug, Parser)]
+#[command(name = "blueplane", version, about = "Local, privacy-first telemetry for Claude Code and Cursor")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// MCP server over stdio, with the ingestion pipeline running in the same process.
+    Serve,
+    /// Background ingestion without MCP: capture, fast path, slow path, until stopped.
+    Ingest,
+    /// One-shot import of all transcript history; exits when it is in SQLite and metrics are current.
+    Backfill {
+        /// Print a JSON summary instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Usage reports (tokens and cost) by day, week, month or session.
+    Report {
+        #[arg(value_enum)]
+        period: Period,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// IANA time zone for period boundaries (default: the machine's zone).
+        #[arg(long, short = 'z')]
+        timezone: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sessions, most recent first.
+    Sessions {
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Full-text search over prompts and assistant prose.
+    Search {
+        query: String,
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pipeline health: queue depth, lag, dead letters, freshness, lease holder.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Derived metrics in Redis.
+    Metrics {
+        #[command(subcommand)]
+        action: MetricsAction,
+    },
+    /// The managed redis-server under $BLUEPLANE_HOME/redis.
+    Redis {
+        #[command(subcommand)]
+        action: RedisAction,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Period {
+    Daily,
+    Weekly,
+    Monthly,
+    Session,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MetricsAction {
+    /// Recompute every metric in Redis from SQLite.
+    Rebuild {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RedisAction {
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    Stop,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct FilterArgs {
+    /// From this date (YYYY-MM-DD or YYYYMMDD) or ISO date-time.
+    #[arg(long, short = 's')]
+    pub since: Option<String>,
+    /// Up to and including this date, or before this ISO date-time.
+    #[arg(long, short = 'u')]
+    pub until: Option<String>,
+    /// claude_code or cursor.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Substring of the project path.
+    #[arg(long)]
+    pub project: Option<String>,
+}
+
+impl FilterArgs {
+    fn to_filter(&self, tz: &Tz) -> anyhow::Result<Filter> {
+        Ok(Filter {
+            since: self.since.as_deref().map(|s| tz.parse_bound(s, false)).transpose()?,
+            until: self.until.as_deref().map(|s| tz.parse_bound(s, true)).transpose()?,
+            platform: self.platform.clone(),
+            project: self.project.clone(),
+        })
+    }
+}
+
+/// Runs a parsed command.
+///
+/// # Errors
+/// Anything that stops the command; main prints it as one sentence.
+pub async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve => serve(cfg).await,
+        Command::Ingest => ingest(cfg).await,
+        Command::Backfill { json } => backfill(cfg, json).await,
+        Command::Report {
+            period,
+            filter,
+            timezone,
+            json,
+        } => {
+            let tz = Tz::parse(timezone.as_deref())?;
+            let f = filter.to_filter(&tz)?;
+            let group_by = match period {
+                Period::Daily => GroupBy::Day,
+                Period::Weekly => GroupBy::Week,
+                Period::Monthly => GroupBy::Month,
+                Period::Session => GroupBy::Session,
+            };
+            let queue = connect_quiet(&cfg).await;
+            let buckets = match &queue {
+                Some(q) => query::metric_buckets(&mut q.conn(), &f, group_by).await.ok().flatten(),
+                None => None,
+            };
+            let conn = crate::store::open_reader(&cfg.db_path())?;
+            let m = query::get_metrics(&conn, buckets, &f, group_by, &tz)?;
+            output::metrics(&m, json)
+        }
+        Command::Sessions { filter, limit, json } => {
+            let f = filter.to_filter(&Tz::local())?;
+            let conn = crate::store::open_reader(&cfg.db_path())?;
+            let list = query::list_sessions(&conn, &f, Some(limit), None)?;
+            output::sessions(&list, json)
+        }
+        Command::Search {
+            query: q,
+            filter,
+            limit,
+            json,
+        } => {
+            let f = filter.to_filter(&Tz::local())?;
+            let conn = crate::store::open_reader(&cfg.db_path())?;
+            let r = query::search(&conn, &q, &f, Some(limit), None, cfg.privacy)?;
+            output::search(&r, json)
+        }
+        Command::Status { json } => {
+            let queue = connect_quiet(&cfg).await;
+            let st = query::status::pipeline_status(&cfg.db_path(), queue.as_ref()).await?;
+            output::status(&st, json)?;
+            if st.redis != "ok" {
+                bail!("redis is not reachable: {}", st.redis);
+            }
+            Ok(())
+        }
+        Command::Metrics {
+            action: MetricsAction::Rebuild { json },
+        } => {
+            let queue = pipeline::connect(&cfg).await?;
+            let mut db = crate::store::open_writer(&cfg.db_path())?;
+            let mut redis = queue.conn();
+            let started = Instant::now();
+            let n = crate::slow_path::metrics::rebuild(&mut db, &mut redis).await?;
+            output::rebuilt(n, started.elapsed(), json)
+        }
+        Command::Redis { action } => {
+            let m = ManagedRedis::new(&cfg.home);
+            match action {
+                RedisAction::Status { json } => {
+                    let st = m.status()?;
+                    output::redis_status(&st, cfg.redis_url.as_deref(), json)
+                }
+                RedisAction::Stop => {
+                    let stopped = m.stop()?;
+                    output::line(if stopped {
+                        "managed redis-server stopped"
+                    } else {
+                        "managed redis-server was not running"
+                    });
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// Redis for read-only commands: use it when it is there, never fail without it.
+async fn connect_quiet(cfg: &Config) -> Option<Queue> {
+    match tokio::time::timeout(Duration::from_secs(5), pipeline::connect(cfg)).await {
+        Ok(Ok(q)) => Some(q),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "Redis unavailable; answering from SQLite");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.home).with_context(|| format!("creating {}", cfg.home.display()))?;
+    // Make sure the schema exists before the first tool call opens a reader.
+    drop(crate::store::open_writer(&cfg.db_path())?);
+    let (queue, running) = match pipeline::connect(&cfg).await {
+        Ok(q) => {
+            let r = pipeline::start(&cfg, &q, true).await?;
+            (Some(q), Some(r))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Ingestion is off; serving what is already stored");
+            (None, None)
+        }
+    };
+    let server = Telemetry::new(State {
+        db: cfg.db_path(),
+        queue,
+        privacy: cfg.privacy,
+    });
+    let service = server
+        .serve(rmcp::transport::stdio())
+        .await
+        .context("starting the MCP stdio transport")?;
+    tokio::select! {
+        r = service.waiting() => {
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "MCP session ended with an error");
+            }
+        }
+        _ = shutdown_signal() => {}
+    }
+    if let Some(r) = running {
+        r.stop(Duration::from_secs(5)).await;
+    }
+    Ok(())
+}
+
+async fn ingest(cfg: Config) -> anyhow::Result<()> {
+    let queue = pipeline::connect(&cfg).await?;
+    let running = pipeline::start(&cfg, &queue, true).await?;
+    tracing::info!(dirs = ?cfg.claude_projects, "Ingesting");
+    shutdown_signal().await;
+    running.stop(Duration::from_secs(10)).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Summary of a backfill.
+#[derive(Debug, serde::Serialize)]
+pub struct BackfillSummary {
+    pub files: u64,
+    pub bytes: u64,
+    pub events: u64,
+    pub bad_lines: u64,
+    pub sessions: i64,
+    pub seconds: f64,
+    pub mb_per_s: f64,
+    pub events_per_s: f64,
+    pub dirs: Vec<String>,
+}
+
+async fn backfill(cfg: Config, json: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let queue = pipeline::connect(&cfg).await?;
+    let running = pipeline::start(&cfg, &queue, false).await?;
+    let mut capture = Capture::new(queue.clone(), cfg.claude_projects.clone(), cfg.privacy).await?;
+    let files = capture.files();
+    let backlog = capture.backlog_bytes(&files);
+    let bar = (std::io::stderr().is_terminal() && !json).then(|| {
+        let b = indicatif::ProgressBar::new(backlog);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {bytes}/{total_bytes} {wide_bar} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let stats = capture
+        .scan(|n| {
+            if let Some(b) = &bar {
+                b.inc(n);
+            }
+        })
+        .await?;
+    if let Some(b) = &bar {
+        b.set_message("storing");
+    }
+    loop {
+        if pipeline::drained(&cfg, &queue).await? {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    running.stop(Duration::from_secs(10)).await;
+    let conn = crate::store::open_reader(&cfg.db_path())?;
+    let sessions: i64 = conn.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))?;
+    let secs = started.elapsed().as_secs_f64();
+    let summary = BackfillSummary {
+        files: stats.files,
+        bytes: stats.bytes,
+        events: stats.events,
+        bad_lines: stats.bad_lines,
+        sessions,
+        seconds: secs,
+        mb_per_s: stats.bytes as f64 / 1e6 / secs.max(1e-9),
+        events_per_s: stats.events as f64 / secs.max(1e-9),
+        dirs: cfg.claude_projects.iter().map(|d| d.display().to_string()).collect(),
+    };
+    output::backfill(&summary, json)
+}

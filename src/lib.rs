@@ -1,0 +1,25 @@
+//! Blueplane: local, privacy-first telemetry for AI-assisted coding.
+//!
+//! Modules in the order data flows (see docs/ARCHITECTURE.md):
+
+// The envelope every stage speaks.
+pub mod event;
+// Layer 1: transcripts -> privacy filter -> events on the queue.
+pub mod capture;
+// Redis Streams, the capture lease, the managed redis-server.
+pub mod queue;
+// Layer 2: events -> raw_traces.
+pub mod fast_path;
+// Layer 2: raw_traces -> conversation tables and Redis metrics.
+pub mod slow_path;
+// SQLite: schema, migrations, writer and read-only connections.
+pub mod store;
+// Layer 3: the read API over conversation tables and metrics.
+pub mod query;
+// Layer 3: the MCP server.
+pub mod mcp;
+// Layer 3: the command line.
+pub mod cli;
+// Configuration and process wiring.
+pub mod config;
+pub mod pipeline;

@@ -1,0 +1,208 @@
+//! The MCP server: six read-only tools, a thin adapter over `query`.
+//!
+//! Transport-agnostic: [`Telemetry`] is an rmcp `ServerHandler`; `serve` runs it over stdio
+//! (and the HTTP transports can wrap the same handler). Tool failures are tool results with
+//! `isError: true` and a message an assistant can act on; they never carry
+//! `structuredContent` of another shape (invariant 2, 10).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::{Json, tool, tool_handler, tool_router};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::capture::privacy::PrivacyMode;
+use crate::query::status::{PipelineStatus, pipeline_status};
+use crate::query::time::{GroupBy, Tz};
+use crate::query::{self, Filter, Metrics, QueryError, SearchResult, SessionList, SessionSummary, ToolStats};
+use crate::queue::Queue;
+
+/// What the tools need: where the database is, Redis for metrics and status, the privacy mode.
+pub struct State {
+    pub db: PathBuf,
+    pub queue: Option<Queue>,
+    pub privacy: PrivacyMode,
+}
+
+#[derive(Clone)]
+pub struct Telemetry {
+    state: Arc<State>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct ListSessionsArgs {
+    /// Only sessions active at or after this ISO date or date-time.
+    pub since: Option<String>,
+    /// Only sessions active before the end of this ISO date (or before this date-time).
+    pub until: Option<String>,
+    /// `claude_code` or `cursor`.
+    pub platform: Option<String>,
+    /// Substring of the project path.
+    pub project: Option<String>,
+    /// Page size, 1-500 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SessionArgs {
+    /// A session id from list_sessions.
+    pub session_id: String,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct MetricsArgs {
+    /// day (default), week, month, model, project, platform or session.
+    pub group_by: Option<String>,
+    /// IANA time zone for day/week/month boundaries (default: the machine's zone).
+    pub timezone: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub platform: Option<String>,
+    pub project: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct SearchArgs {
+    /// Words and "quoted phrases"; OR and NOT work; word* matches a prefix.
+    pub query: String,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub platform: Option<String>,
+    pub project: Option<String>,
+    /// Page size, 1-500 (default 20).
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct ToolStatsArgs {
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub platform: Option<String>,
+    pub project: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct NoArgs {}
+
+fn filter(
+    tz: &Tz,
+    since: Option<&str>,
+    until: Option<&str>,
+    platform: Option<String>,
+    project: Option<String>,
+) -> Result<Filter, QueryError> {
+    Ok(Filter {
+        since: since.map(|s| tz.parse_bound(s, false)).transpose()?,
+        until: until.map(|s| tz.parse_bound(s, true)).transpose()?,
+        platform: platform.filter(|p| !p.is_empty()),
+        project: project.filter(|p| !p.is_empty()),
+    })
+}
+
+fn err(e: QueryError) -> String {
+    match e {
+        QueryError::Sqlite(s) => format!("the telemetry database could not answer ({s}); check 'blueplane status'"),
+        other => other.to_string(),
+    }
+}
+
+impl Telemetry {
+    pub fn new(state: State) -> Telemetry {
+        Telemetry { state: Arc::new(state) }
+    }
+
+    fn reader(&self) -> Result<rusqlite::Connection, String> {
+        crate::store::open_reader(&self.state.db).map_err(|e| e.to_string())
+    }
+}
+
+#[tool_router]
+impl Telemetry {
+    /// List coding-assistant sessions (most recent first) with tokens, cost, prompts, tool calls and errors.
+    #[tool(annotations(title = "List sessions", read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
+    pub async fn list_sessions(&self, Parameters(a): Parameters<ListSessionsArgs>) -> Result<Json<SessionList>, String> {
+        let conn = self.reader()?;
+        let tz = Tz::local();
+        let f = filter(&tz, a.since.as_deref(), a.until.as_deref(), a.platform, a.project).map_err(err)?;
+        tokio::task::block_in_place(|| query::list_sessions(&conn, &f, a.limit, a.cursor.as_deref()))
+            .map(Json)
+            .map_err(err)
+    }
+
+    /// One session in detail: totals, tools used with error counts, sub-agents, first prompt.
+    #[tool(annotations(title = "Session summary", read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
+    pub async fn get_session_summary(&self, Parameters(a): Parameters<SessionArgs>) -> Result<Json<SessionSummary>, String> {
+        let conn = self.reader()?;
+        tokio::task::block_in_place(|| query::session_summary(&conn, &a.session_id))
+            .map(Json)
+            .map_err(err)
+    }
+
+    /// Tokens, cost (USD), sessions, responses and tool calls grouped by day, week (Monday), month, model, project, platform or session.
+    #[tool(annotations(title = "Usage metrics", read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
+    pub async fn get_metrics(&self, Parameters(a): Parameters<MetricsArgs>) -> Result<Json<Metrics>, String> {
+        let tz = Tz::parse(a.timezone.as_deref()).map_err(err)?;
+        let group_by = GroupBy::parse(a.group_by.as_deref().unwrap_or("day")).map_err(err)?;
+        let f = filter(&tz, a.since.as_deref(), a.until.as_deref(), a.platform, a.project).map_err(err)?;
+        f.check().map_err(err)?;
+        let buckets = match self.state.queue.as_ref() {
+            Some(q) => match query::metric_buckets(&mut q.conn(), &f, group_by).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Redis metrics unavailable; computing from SQLite");
+                    None
+                }
+            },
+            None => None,
+        };
+        let conn = self.reader()?;
+        tokio::task::block_in_place(|| query::get_metrics(&conn, buckets, &f, group_by, &tz))
+            .map(Json)
+            .map_err(err)
+    }
+
+    /// Full-text search over prompts and assistant prose; most relevant first.
+    #[tool(annotations(title = "Search conversations", read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
+    pub async fn search_conversations(&self, Parameters(a): Parameters<SearchArgs>) -> Result<Json<SearchResult>, String> {
+        let conn = self.reader()?;
+        let tz = Tz::local();
+        let f = filter(&tz, a.since.as_deref(), a.until.as_deref(), a.platform, a.project).map_err(err)?;
+        tokio::task::block_in_place(|| {
+            query::search(&conn, &a.query, &f, a.limit, a.cursor.as_deref(), self.state.privacy)
+        })
+        .map(Json)
+        .map_err(err)
+    }
+
+    /// Calls, errors and error rate per tool (Bash, Edit, MCP tools, ...), most used first.
+    #[tool(annotations(title = "Tool statistics", read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
+    pub async fn get_tool_stats(&self, Parameters(a): Parameters<ToolStatsArgs>) -> Result<Json<ToolStats>, String> {
+        let conn = self.reader()?;
+        let tz = Tz::local();
+        let f = filter(&tz, a.since.as_deref(), a.until.as_deref(), a.platform, a.project).map_err(err)?;
+        tokio::task::block_in_place(|| query::tool_stats(&conn, &f))
+            .map(Json)
+            .map_err(err)
+    }
+
+    /// Health of the ingestion pipeline: queue depth, consumer lag, dead letters, last event per source, capture lease holder, data freshness.
+    #[tool(annotations(title = "Pipeline status", read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
+    pub async fn get_pipeline_status(&self, Parameters(_a): Parameters<NoArgs>) -> Result<Json<PipelineStatus>, String> {
+        pipeline_status(&self.state.db, self.state.queue.as_ref())
+            .await
+            .map(Json)
+            .map_err(err)
+    }
+}
+
+#[tool_handler(
+    name = "blueplane",
+    version = "0.1.0",
+    instructions = "Local telemetry of Claude Code and Cursor sessions on this machine: sessions, tokens, cost, tool use and errors, and full-text search over what was said. All tools are read-only."
+)]
+impl rmcp::ServerHandler for Telemetry {}

@@ -1,0 +1,857 @@
+//! Layer 3's read API: the one place where SQL for reads lives. MCP tools and CLI reports
+//! are thin adapters over these functions and share their output types.
+//!
+//! Invariant: everything here runs on a connection from `store::open_reader` (read-only,
+//! `raw_traces` denied) plus Redis metrics.
+
+pub mod status;
+pub mod time;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rusqlite::{Connection, params_from_iter, types::Value as SqlValue};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::slow_path::metrics::{self, BucketAgg, Counters, SqlFilter};
+use crate::slow_path::pricing::pusd_to_usd;
+use time::{GroupBy, Tz};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// The caller asked for something invalid; the message says how to fix it.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("unknown session '{0}': call list_sessions to see valid session ids")]
+    UnknownSession(String),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
+}
+
+pub type Result<T> = std::result::Result<T, QueryError>;
+
+/// Filters shared by the tools.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    /// Inclusive lower bound, epoch ms.
+    pub since: Option<i64>,
+    /// Exclusive upper bound, epoch ms.
+    pub until: Option<i64>,
+    pub platform: Option<String>,
+    pub project: Option<String>,
+}
+
+impl Filter {
+    /// Validates `platform`.
+    ///
+    /// # Errors
+    /// [`QueryError::Invalid`] for an unknown platform.
+    pub fn check(&self) -> Result<()> {
+        if let Some(p) = &self.platform
+            && crate::event::Platform::parse(p).is_none()
+        {
+            return Err(QueryError::Invalid(format!(
+                "unknown platform '{p}': use 'claude_code' or 'cursor'"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Tokens {
+    pub input: i64,
+    pub output: i64,
+    pub cache_creation: i64,
+    pub cache_read: i64,
+    pub total: i64,
+}
+
+impl Tokens {
+    fn from_counters(c: &Counters) -> Tokens {
+        Tokens {
+            input: c.input,
+            output: c.output,
+            cache_creation: c.cache_creation,
+            cache_read: c.cache_read,
+            total: c.input + c.output + c.cache_creation + c.cache_read,
+        }
+    }
+}
+
+/// One session, as `list_sessions` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Session {
+    pub session_id: String,
+    pub platform: String,
+    pub project_path: Option<String>,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub ended_at: String,
+    pub duration_s: i64,
+    pub models: Vec<String>,
+    pub user_prompts: i64,
+    pub responses: i64,
+    pub tool_calls: i64,
+    pub tool_errors: i64,
+    pub tokens: Tokens,
+    pub cost_usd: f64,
+    /// API responses whose model has no known price (their cost counts as 0).
+    pub unpriced_responses: i64,
+    pub title: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionList {
+    pub sessions: Vec<Session>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ToolCount {
+    pub name: String,
+    pub calls: i64,
+    pub errors: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionSummary {
+    #[serde(flatten)]
+    pub session: Session,
+    pub tools: Vec<ToolCount>,
+    pub subagents: i64,
+    pub first_prompt: Option<String>,
+    pub last_activity: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MetricsRow {
+    pub key: String,
+    pub tokens: Tokens,
+    pub cost_usd: f64,
+    pub sessions: i64,
+    pub responses: i64,
+    pub tool_calls: i64,
+    pub tool_errors: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MetricsTotals {
+    pub tokens: Tokens,
+    pub cost_usd: f64,
+    pub sessions: i64,
+    pub responses: i64,
+    pub tool_calls: i64,
+    pub tool_errors: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Metrics {
+    pub group_by: String,
+    pub timezone: String,
+    pub rows: Vec<MetricsRow>,
+    pub totals: MetricsTotals,
+    /// Where the figures came from: `redis` (derived metrics) or `sqlite`.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SearchHit {
+    pub session_id: String,
+    pub platform: String,
+    pub project_path: Option<String>,
+    pub timestamp: String,
+    pub role: String,
+    pub snippet: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SearchResult {
+    pub hits: Vec<SearchHit>,
+    pub next_cursor: Option<String>,
+    /// Why there are no hits, when it is not the query (e.g. privacy mode `metadata`).
+    pub notice: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ToolStat {
+    pub name: String,
+    pub calls: i64,
+    pub errors: i64,
+    /// errors / calls, 0 when there are no calls.
+    pub error_rate: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ToolStats {
+    pub tools: Vec<ToolStat>,
+}
+
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+const MAX_LIMIT: i64 = 500;
+
+fn limit_of(limit: Option<i64>, default: i64) -> Result<i64> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(n) => Err(QueryError::Invalid(format!(
+            "limit {n} is out of range: use 1 to {MAX_LIMIT}"
+        ))),
+    }
+}
+
+fn offset_cursor(cursor: Option<&str>) -> Result<i64> {
+    match cursor {
+        None | Some("") => Ok(0),
+        Some(c) => c
+            .strip_prefix("o:")
+            .and_then(|n| n.parse::<i64>().ok())
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| {
+                QueryError::Invalid(format!(
+                    "invalid cursor '{c}': pass the next_cursor value of the previous page unchanged"
+                ))
+            }),
+    }
+}
+
+/// Sessions, most recent first. `cursor` is the `next_cursor` of the previous page.
+///
+/// # Errors
+/// Invalid arguments or SQLite errors.
+pub fn list_sessions(conn: &Connection, f: &Filter, limit: Option<i64>, cursor: Option<&str>) -> Result<SessionList> {
+    f.check()?;
+    let limit = limit_of(limit, 50)?;
+    let offset = offset_cursor(cursor)?;
+    let mut sql = String::from(
+        "SELECT session_id, platform, project_path, started_at, ended_at, title, first_prompt
+         FROM sessions WHERE 1=1",
+    );
+    let mut args: Vec<SqlValue> = Vec::new();
+    session_filter(&mut sql, &mut args, f);
+    sql.push_str(" ORDER BY started_at DESC, session_id LIMIT ? OFFSET ?");
+    args.push((limit + 1).into());
+    args.push(offset.into());
+    let mut base: Vec<BaseSession> = conn
+        .prepare_cached(&sql)?
+        .query_map(params_from_iter(args), BaseSession::from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    let next_cursor = (base.len() as i64 > limit).then(|| format!("o:{}", offset + limit));
+    base.truncate(limit as usize);
+    let sessions = fill_sessions(conn, base)?;
+    Ok(SessionList {
+        sessions,
+        next_cursor,
+    })
+}
+
+fn session_filter(sql: &mut String, args: &mut Vec<SqlValue>, f: &Filter) {
+    if let Some(s) = f.since {
+        sql.push_str(" AND ended_at >= ?");
+        args.push(s.into());
+    }
+    if let Some(u) = f.until {
+        sql.push_str(" AND started_at < ?");
+        args.push(u.into());
+    }
+    if let Some(p) = &f.platform {
+        sql.push_str(" AND platform = ?");
+        args.push(p.clone().into());
+    }
+    if let Some(p) = &f.project {
+        sql.push_str(" AND instr(coalesce(project_path, ''), ?) > 0");
+        args.push(p.clone().into());
+    }
+}
+
+struct BaseSession {
+    session_id: String,
+    platform: String,
+    project_path: Option<String>,
+    started_at: i64,
+    ended_at: i64,
+    title: Option<String>,
+    first_prompt: Option<String>,
+}
+
+impl BaseSession {
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BaseSession> {
+        Ok(BaseSession {
+            session_id: r.get(0)?,
+            platform: r.get(1)?,
+            project_path: r.get(2)?,
+            started_at: r.get(3)?,
+            ended_at: r.get(4)?,
+            title: r.get(5)?,
+            first_prompt: r.get(6)?,
+        })
+    }
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(",")
+}
+
+fn fill_sessions(conn: &Connection, base: Vec<BaseSession>) -> Result<Vec<Session>> {
+    if base.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = base.iter().map(|b| b.session_id.as_str()).collect();
+    let ph = placeholders(ids.len());
+    let mut usage: BTreeMap<String, (Counters, BTreeSet<String>)> = BTreeMap::new();
+    {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT session_id, model, sum(input_tokens), sum(output_tokens), sum(cache_creation_tokens),
+                    sum(cache_read_tokens), sum(cost_pusd), count(*), sum(1 - priced)
+             FROM api_responses WHERE session_id IN ({ph}) GROUP BY session_id, model"
+        ))?;
+        let mut rows = stmt.query(params_from_iter(ids.iter()))?;
+        while let Some(r) = rows.next()? {
+            let e = usage.entry(r.get(0)?).or_default();
+            let model: Option<String> = r.get(1)?;
+            if let Some(m) = model.filter(|m| m != "<synthetic>") {
+                e.1.insert(m);
+            }
+            e.0.add(&Counters {
+                input: r.get(2)?,
+                output: r.get(3)?,
+                cache_creation: r.get(4)?,
+                cache_read: r.get(5)?,
+                cost_pusd: r.get(6)?,
+                responses: r.get(7)?,
+                unpriced: r.get(8)?,
+                ..Counters::default()
+            });
+        }
+    }
+    let mut tools: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT session_id, count(*), coalesce(sum(is_error), 0) FROM tool_calls
+             WHERE session_id IN ({ph}) AND name IS NOT NULL GROUP BY session_id"
+        ))?;
+        let mut rows = stmt.query(params_from_iter(ids.iter()))?;
+        while let Some(r) = rows.next()? {
+            tools.insert(r.get(0)?, (r.get(1)?, r.get(2)?));
+        }
+    }
+    let mut prompts: BTreeMap<String, i64> = BTreeMap::new();
+    {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT session_id, count(*) FROM messages WHERE session_id IN ({ph}) AND is_prompt = 1 GROUP BY session_id"
+        ))?;
+        let mut rows = stmt.query(params_from_iter(ids.iter()))?;
+        while let Some(r) = rows.next()? {
+            prompts.insert(r.get(0)?, r.get(1)?);
+        }
+    }
+    Ok(base
+        .into_iter()
+        .map(|b| {
+            let (c, models) = usage.remove(&b.session_id).unwrap_or_default();
+            let (calls, errors) = tools.get(&b.session_id).copied().unwrap_or((0, 0));
+            let title = b.title.or_else(|| {
+                b.first_prompt
+                    .as_ref()
+                    .map(|p| p.lines().next().unwrap_or("").chars().take(80).collect::<String>())
+                    .filter(|t| !t.is_empty())
+            });
+            Session {
+                user_prompts: prompts.get(&b.session_id).copied().unwrap_or(0),
+                platform: b.platform,
+                project_path: b.project_path,
+                started_at: rfc3339(b.started_at),
+                ended_at: rfc3339(b.ended_at),
+                duration_s: (b.ended_at - b.started_at) / 1000,
+                models: models.into_iter().collect(),
+                responses: c.responses,
+                tool_calls: calls,
+                tool_errors: errors,
+                tokens: Tokens::from_counters(&c),
+                cost_usd: pusd_to_usd(c.cost_pusd),
+                unpriced_responses: c.unpriced,
+                title,
+                session_id: b.session_id,
+            }
+        })
+        .collect())
+}
+
+/// One session in detail.
+///
+/// # Errors
+/// [`QueryError::UnknownSession`] when there is no such session.
+pub fn session_summary(conn: &Connection, session_id: &str) -> Result<SessionSummary> {
+    let base = conn
+        .prepare_cached(
+            "SELECT session_id, platform, project_path, started_at, ended_at, title, first_prompt
+             FROM sessions WHERE session_id = ?1",
+        )?
+        .query_map([session_id], BaseSession::from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let first_prompt = base.first().and_then(|b| b.first_prompt.clone());
+    let ended = base.first().map(|b| b.ended_at);
+    let Some(session) = fill_sessions(conn, base)?.pop() else {
+        return Err(QueryError::UnknownSession(session_id.to_string()));
+    };
+    let tools = conn
+        .prepare_cached(
+            "SELECT name, count(*), coalesce(sum(is_error), 0) FROM tool_calls
+             WHERE session_id = ?1 AND name IS NOT NULL GROUP BY name ORDER BY count(*) DESC, name",
+        )?
+        .query_map([session_id], |r| {
+            Ok(ToolCount {
+                name: r.get(0)?,
+                calls: r.get(1)?,
+                errors: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let subagents: i64 = conn.query_row(
+        "SELECT count(*) FROM subagents WHERE session_id = ?1",
+        [session_id],
+        |r| r.get(0),
+    )?;
+    Ok(SessionSummary {
+        session,
+        tools,
+        subagents,
+        first_prompt,
+        last_activity: rfc3339(ended.unwrap_or(0)),
+    })
+}
+
+/// Folds quarter-hour buckets into rows keyed by day, week or month in `tz`.
+pub fn fold_buckets(
+    buckets: &BTreeMap<i64, BucketAgg>,
+    group_by: GroupBy,
+    tz: &Tz,
+    platform: Option<&str>,
+) -> (Vec<MetricsRow>, MetricsTotals) {
+    let mut rows: BTreeMap<String, (Counters, BTreeSet<(String, String)>)> = BTreeMap::new();
+    let mut all: (Counters, BTreeSet<(String, String)>) = Default::default();
+    for (b, agg) in buckets {
+        let key = tz.key(*b * metrics::BUCKET_MS, group_by);
+        let e = rows.entry(key).or_default();
+        for (p, c) in &agg.platforms {
+            if platform.is_none_or(|want| want == p) {
+                e.0.add(c);
+                all.0.add(c);
+            }
+        }
+        for s in &agg.sessions {
+            if platform.is_none_or(|want| want == s.0) {
+                e.1.insert(s.clone());
+                all.1.insert(s.clone());
+            }
+        }
+    }
+    let rows = rows
+        .into_iter()
+        .filter(|(_, (c, s))| !c.is_empty() || !s.is_empty())
+        .map(|(key, (c, s))| row(key, &c, s.len() as i64))
+        .collect();
+    let t = row(String::new(), &all.0, all.1.len() as i64);
+    (
+        rows,
+        MetricsTotals {
+            tokens: t.tokens,
+            cost_usd: t.cost_usd,
+            sessions: t.sessions,
+            responses: t.responses,
+            tool_calls: t.tool_calls,
+            tool_errors: t.tool_errors,
+        },
+    )
+}
+
+fn row(key: String, c: &Counters, sessions: i64) -> MetricsRow {
+    MetricsRow {
+        key,
+        tokens: Tokens::from_counters(c),
+        cost_usd: pusd_to_usd(c.cost_pusd),
+        sessions,
+        responses: c.responses,
+        tool_calls: c.tool_calls,
+        tool_errors: c.tool_errors,
+    }
+}
+
+fn bucket_range(f: &Filter) -> (i64, i64) {
+    let lo = f.since.map_or(0, metrics::bucket_of);
+    let hi = f.until.map_or(i64::MAX / metrics::BUCKET_MS - 1, |u| metrics::bucket_of(u - 1));
+    (lo, hi)
+}
+
+/// The Redis metric buckets a time-grouped `get_metrics` needs, or None when the query must
+/// be answered from SQLite (not grouped by time, or filtered by project, which Redis does
+/// not break down).
+///
+/// # Errors
+/// Redis failures.
+pub async fn metric_buckets(
+    redis: &mut redis::aio::ConnectionManager,
+    f: &Filter,
+    group_by: GroupBy,
+) -> Result<Option<BTreeMap<i64, BucketAgg>>> {
+    if !group_by.is_time() || f.project.is_some() {
+        return Ok(None);
+    }
+    let (lo, hi) = bucket_range(f);
+    Ok(Some(metrics::read_buckets(redis, lo, hi).await?))
+}
+
+/// Metrics grouped by a time period (from the Redis buckets when given, else from SQLite) or
+/// by model, project, platform or session (from SQLite).
+///
+/// # Errors
+/// Invalid arguments or SQLite failures.
+pub fn get_metrics(
+    conn: &Connection,
+    redis_buckets: Option<BTreeMap<i64, BucketAgg>>,
+    f: &Filter,
+    group_by: GroupBy,
+    tz: &Tz,
+) -> Result<Metrics> {
+    f.check()?;
+    let (rows, totals, source) = if group_by.is_time() {
+        let (lo, hi) = bucket_range(f);
+        let (buckets, source) = match redis_buckets {
+            Some(b) => (b, "redis"),
+            None => (
+                metrics::compute_range(
+                    conn,
+                    lo,
+                    hi,
+                    &SqlFilter {
+                        platform: f.platform.clone(),
+                        project: f.project.clone(),
+                    },
+                )?,
+                "sqlite",
+            ),
+        };
+        let (rows, totals) = fold_buckets(&buckets, group_by, tz, f.platform.as_deref());
+        (rows, totals, source)
+    } else {
+        let (rows, totals) = metrics_by_dimension(conn, f, group_by)?;
+        (rows, totals, "sqlite")
+    };
+    Ok(Metrics {
+        group_by: group_by.as_str().to_string(),
+        timezone: tz.name().to_string(),
+        rows,
+        totals,
+        source: source.to_string(),
+    })
+}
+
+fn metrics_by_dimension(conn: &Connection, f: &Filter, group_by: GroupBy) -> Result<(Vec<MetricsRow>, MetricsTotals)> {
+    let col = match group_by {
+        GroupBy::Model => "coalesce(model, '(unknown)')",
+        GroupBy::Project => "coalesce(project_path, '(unknown)')",
+        GroupBy::Platform => "platform",
+        GroupBy::Session => "session_id",
+        _ => return Err(QueryError::Invalid("internal: time grouping".into())),
+    };
+    let mut wh = String::from("WHERE 1=1");
+    let mut args: Vec<SqlValue> = Vec::new();
+    let mut add = |clause: &str, v: SqlValue| {
+        wh.push_str(clause);
+        args.push(v);
+    };
+    let ts_col = "ts";
+    if let Some(s) = f.since {
+        add(&format!(" AND {ts_col} >= ?"), s.into());
+    }
+    if let Some(u) = f.until {
+        add(&format!(" AND {ts_col} < ?"), u.into());
+    }
+    if let Some(p) = &f.platform {
+        add(" AND platform = ?", p.clone().into());
+    }
+    if let Some(p) = &f.project {
+        add(" AND instr(coalesce(project_path, ''), ?) > 0", p.clone().into());
+    }
+    let tc_where = wh.replace("ts >=", "coalesce(started_at, finished_at) >=").replace("ts <", "coalesce(started_at, finished_at) <");
+    let mut acc: BTreeMap<String, (Counters, BTreeSet<(String, String)>)> = BTreeMap::new();
+    let mut all: (Counters, BTreeSet<(String, String)>) = Default::default();
+    {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {col}, platform, session_id, sum(input_tokens), sum(output_tokens), sum(cache_creation_tokens),
+                    sum(cache_read_tokens), sum(cost_pusd), count(*), sum(1 - priced)
+             FROM api_responses {wh} GROUP BY 1, 2, 3"
+        ))?;
+        let mut rows = stmt.query(params_from_iter(args.iter()))?;
+        while let Some(r) = rows.next()? {
+            let c = Counters {
+                input: r.get(3)?,
+                output: r.get(4)?,
+                cache_creation: r.get(5)?,
+                cache_read: r.get(6)?,
+                cost_pusd: r.get(7)?,
+                responses: r.get(8)?,
+                unpriced: r.get(9)?,
+                ..Counters::default()
+            };
+            let s: (String, String) = (r.get(1)?, r.get(2)?);
+            let e = acc.entry(r.get(0)?).or_default();
+            e.0.add(&c);
+            e.1.insert(s.clone());
+            all.0.add(&c);
+            all.1.insert(s);
+        }
+    }
+    if group_by != GroupBy::Model {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {col}, count(*), coalesce(sum(is_error), 0) FROM tool_calls {tc_where} AND name IS NOT NULL GROUP BY 1"
+        ))?;
+        let mut rows = stmt.query(params_from_iter(args.iter()))?;
+        while let Some(r) = rows.next()? {
+            let c = Counters {
+                tool_calls: r.get(1)?,
+                tool_errors: r.get(2)?,
+                ..Counters::default()
+            };
+            acc.entry(r.get(0)?).or_default().0.add(&c);
+            all.0.add(&c);
+        }
+    }
+    let mut rows: Vec<MetricsRow> = acc.into_iter().map(|(k, (c, s))| row(k, &c, s.len() as i64)).collect();
+    rows.sort_by(|a, b| b.cost_usd.total_cmp(&a.cost_usd).then_with(|| a.key.cmp(&b.key)));
+    let t = row(String::new(), &all.0, all.1.len() as i64);
+    Ok((
+        rows,
+        MetricsTotals {
+            tokens: t.tokens,
+            cost_usd: t.cost_usd,
+            sessions: t.sessions,
+            responses: t.responses,
+            tool_calls: t.tool_calls,
+            tool_errors: t.tool_errors,
+        },
+    ))
+}
+
+/// Turns a user query into an FTS5 expression: quoted phrases stay phrases, other words
+/// are quoted terms (so punctuation cannot break the syntax), `OR`/`NOT`/`AND` stay operators,
+/// and a trailing `*` keeps prefix search.
+///
+/// # Errors
+/// [`QueryError::Invalid`] for an empty query or an unbalanced quote.
+pub fn fts_query(q: &str) -> Result<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut chars = q.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if c == '"' {
+            chars.next();
+            let mut phrase = String::new();
+            let mut closed = false;
+            for c in chars.by_ref() {
+                if c == '"' {
+                    closed = true;
+                    break;
+                }
+                phrase.push(c);
+            }
+            if !closed {
+                return Err(QueryError::Invalid(
+                    "unbalanced quote in query: close the phrase with a second \"".into(),
+                ));
+            }
+            if !phrase.trim().is_empty() {
+                out.push(format!("\"{}\"", phrase.trim()));
+            }
+        } else {
+            let mut word = String::new();
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() || c == '"' {
+                    break;
+                }
+                word.push(c);
+                chars.next();
+            }
+            match word.as_str() {
+                "OR" | "AND" | "NOT" => out.push(word),
+                _ => {
+                    let (w, prefix) = match word.strip_suffix('*') {
+                        Some(w) => (w, true),
+                        None => (word.as_str(), false),
+                    };
+                    let w: String = w.chars().filter(|c| *c != '"').collect();
+                    if !w.is_empty() {
+                        out.push(format!("\"{w}\"{}", if prefix { "*" } else { "" }));
+                    }
+                }
+            }
+        }
+    }
+    // Operators need terms on both sides.
+    while out.first().is_some_and(|t| matches!(t.as_str(), "OR" | "AND" | "NOT")) {
+        out.remove(0);
+    }
+    while out.last().is_some_and(|t| matches!(t.as_str(), "OR" | "AND" | "NOT")) {
+        out.pop();
+    }
+    if out.is_empty() {
+        return Err(QueryError::Invalid(
+            "empty query: give at least one word or a quoted phrase".into(),
+        ));
+    }
+    Ok(out.join(" "))
+}
+
+/// Full-text search over message text, most relevant first.
+///
+/// # Errors
+/// Invalid query syntax or SQLite errors.
+pub fn search(
+    conn: &Connection,
+    query: &str,
+    f: &Filter,
+    limit: Option<i64>,
+    cursor: Option<&str>,
+    privacy: crate::capture::privacy::PrivacyMode,
+) -> Result<SearchResult> {
+    f.check()?;
+    let limit = limit_of(limit, 20)?;
+    let offset = offset_cursor(cursor)?;
+    let expr = fts_query(query)?;
+    let mut sql = String::from(
+        "SELECT m.session_id, m.platform, s.project_path, m.ts, m.role,
+                snippet(messages_fts, 0, '[', ']', '…', 16)
+         FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid
+         LEFT JOIN sessions s ON s.session_id = m.session_id
+         WHERE messages_fts MATCH ?",
+    );
+    let mut args: Vec<SqlValue> = vec![expr.into()];
+    if let Some(s) = f.since {
+        sql.push_str(" AND m.ts >= ?");
+        args.push(s.into());
+    }
+    if let Some(u) = f.until {
+        sql.push_str(" AND m.ts < ?");
+        args.push(u.into());
+    }
+    if let Some(p) = &f.platform {
+        sql.push_str(" AND m.platform = ?");
+        args.push(p.clone().into());
+    }
+    if let Some(p) = &f.project {
+        sql.push_str(" AND instr(coalesce(s.project_path, ''), ?) > 0");
+        args.push(p.clone().into());
+    }
+    sql.push_str(" ORDER BY rank, m.ts DESC LIMIT ? OFFSET ?");
+    args.push((limit + 1).into());
+    args.push(offset.into());
+    let mut hits: Vec<SearchHit> = conn
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_map(params_from_iter(args), |r| {
+                Ok(SearchHit {
+                    session_id: r.get(0)?,
+                    platform: r.get(1)?,
+                    project_path: r.get(2)?,
+                    timestamp: rfc3339(r.get(3)?),
+                    role: r.get(4)?,
+                    snippet: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(|e| match e {
+            rusqlite::Error::SqliteFailure(_, Some(m)) if m.contains("fts5") => {
+                QueryError::Invalid(format!("the search query is not valid ({m}): use plain words or \"quoted phrases\""))
+            }
+            e => QueryError::Sqlite(e),
+        })?;
+    let next_cursor = (hits.len() as i64 > limit).then(|| format!("o:{}", offset + limit));
+    hits.truncate(limit as usize);
+    let notice = (hits.is_empty() && privacy == crate::capture::privacy::PrivacyMode::Metadata).then(|| {
+        "privacy mode is 'metadata': no message text is stored, so there is nothing to search. \
+         Set privacy.mode = \"standard\" in $BLUEPLANE_HOME/config.toml to keep prompts and prose."
+            .to_string()
+    });
+    Ok(SearchResult {
+        hits,
+        next_cursor,
+        notice,
+    })
+}
+
+/// Calls and errors per tool, most used first.
+///
+/// # Errors
+/// Invalid arguments or SQLite errors.
+pub fn tool_stats(conn: &Connection, f: &Filter) -> Result<ToolStats> {
+    f.check()?;
+    let mut sql = String::from(
+        "SELECT name, count(*), coalesce(sum(is_error), 0) FROM tool_calls WHERE name IS NOT NULL",
+    );
+    let mut args: Vec<SqlValue> = Vec::new();
+    if let Some(s) = f.since {
+        sql.push_str(" AND coalesce(started_at, finished_at) >= ?");
+        args.push(s.into());
+    }
+    if let Some(u) = f.until {
+        sql.push_str(" AND coalesce(started_at, finished_at) < ?");
+        args.push(u.into());
+    }
+    if let Some(p) = &f.platform {
+        sql.push_str(" AND platform = ?");
+        args.push(p.clone().into());
+    }
+    if let Some(p) = &f.project {
+        sql.push_str(" AND instr(coalesce(project_path, ''), ?) > 0");
+        args.push(p.clone().into());
+    }
+    sql.push_str(" GROUP BY name ORDER BY count(*) DESC, name");
+    let tools = conn
+        .prepare_cached(&sql)?
+        .query_map(params_from_iter(args), |r| {
+            let calls: i64 = r.get(1)?;
+            let errors: i64 = r.get(2)?;
+            Ok(ToolStat {
+                name: r.get(0)?,
+                calls,
+                errors,
+                error_rate: if calls > 0 { errors as f64 / calls as f64 } else { 0.0 },
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(ToolStats { tools })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fts_query_quotes_words_and_keeps_phrases() {
+        assert_eq!(fts_query("retry budget").unwrap(), "\"retry\" \"budget\"");
+        assert_eq!(fts_query("\"retry budget\" OR x*").unwrap(), "\"retry budget\" OR \"x\"*");
+        assert_eq!(fts_query("retry-budget").unwrap(), "\"retry-budget\"");
+        assert!(fts_query("\"open").is_err());
+        assert!(fts_query("   ").is_err());
+        assert!(fts_query("OR").is_err());
+    }
+
+    #[test]
+    fn cursors_validate() {
+        assert_eq!(offset_cursor(None).unwrap(), 0);
+        assert_eq!(offset_cursor(Some("o:20")).unwrap(), 20);
+        assert!(offset_cursor(Some("garbage")).is_err());
+        assert!(limit_of(Some(0), 5).is_err());
+    }
+}

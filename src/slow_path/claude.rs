@@ -1,0 +1,499 @@
+//! Derivation of conversation rows from one Claude Code record.
+//!
+//! Every operation here is an upsert keyed by something in the record (line id, tool-use id,
+//! `message.id` + `requestId`), so the result does not depend on the order records arrive in:
+//! a tool result may come before its tool call, and a later copy of an API response with
+//! larger usage replaces an earlier one (ccusage's rule, invariant 4).
+
+use std::collections::BTreeSet;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde_json::Value;
+
+use super::metrics::bucket_of;
+use super::pricing::{PriceTable, TokenUsage};
+
+/// One raw row as the slow path sees it.
+pub struct Record<'a> {
+    pub event_id: &'a str,
+    pub platform: &'a str,
+    pub kind: &'a str,
+    pub session_id: Option<&'a str>,
+    pub ts: Option<i64>,
+    pub value: &'a Value,
+}
+
+/// Tags that mark a user record as a command, its output or a caveat, not a prompt.
+const NOT_PROMPT_PREFIXES: &[&str] = &[
+    "<command-name>",
+    "<command-message>",
+    "<local-command-stdout>",
+    "<local-command-stderr>",
+    "<local-command-caveat>",
+    "<bash-input>",
+    "<bash-stdout>",
+    "<bash-stderr>",
+    "[Request interrupted",
+];
+
+pub fn derive(
+    tx: &Transaction<'_>,
+    rec: &Record<'_>,
+    dirty: &mut BTreeSet<i64>,
+) -> rusqlite::Result<()> {
+    let v = rec.value;
+    let Some(session_id) = rec.session_id else {
+        return Ok(());
+    };
+    let agent_id = v.get("agentId").and_then(Value::as_str);
+    let sidechain = v.get("isSidechain").and_then(Value::as_bool).unwrap_or(false);
+    let cwd = v.get("cwd").and_then(Value::as_str).filter(|s| !s.is_empty());
+    match rec.kind {
+        "summary" => {
+            if let Some(s) = v.get("summary").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+                tx.execute(
+                    "UPDATE sessions SET title = ?2 WHERE session_id = ?1 AND title IS NULL",
+                    params![session_id, s],
+                )?;
+            }
+            return Ok(());
+        }
+        "custom-title" | "ai-title" => {
+            let t = v
+                .get("customTitle")
+                .or_else(|| v.get("aiTitle"))
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty());
+            if let Some(t) = t {
+                touch_session(tx, rec, session_id, cwd, v)?;
+                tx.execute(
+                    "UPDATE sessions SET title = ?2 WHERE session_id = ?1",
+                    params![session_id, t],
+                )?;
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
+    let Some(ts) = rec.ts else {
+        return Ok(());
+    };
+    touch_session(tx, rec, session_id, cwd, v)?;
+    if let Some(a) = agent_id {
+        tx.execute(
+            "INSERT INTO subagents (session_id, agent_id, started_at, ended_at) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (session_id, agent_id) DO UPDATE SET
+               started_at = min(started_at, excluded.started_at),
+               ended_at = max(ended_at, excluded.ended_at)",
+            params![session_id, a, ts],
+        )?;
+    }
+    if let Some(p) = cwd {
+        tx.execute(
+            "INSERT INTO projects (path, first_seen, last_seen) VALUES (?1, ?2, ?2)
+             ON CONFLICT (path) DO UPDATE SET
+               first_seen = min(first_seen, excluded.first_seen),
+               last_seen = max(last_seen, excluded.last_seen)",
+            params![p, ts],
+        )?;
+    }
+    let ctx = Ctx {
+        rec,
+        session_id,
+        agent_id,
+        sidechain,
+        project: cwd,
+        ts,
+    };
+    match rec.kind {
+        "user" => derive_user(tx, &ctx, dirty),
+        "assistant" => derive_assistant(tx, &ctx, dirty),
+        _ => Ok(()),
+    }
+}
+
+struct Ctx<'a> {
+    rec: &'a Record<'a>,
+    session_id: &'a str,
+    agent_id: Option<&'a str>,
+    sidechain: bool,
+    project: Option<&'a str>,
+    ts: i64,
+}
+
+fn touch_session(
+    tx: &Transaction<'_>,
+    rec: &Record<'_>,
+    session_id: &str,
+    cwd: Option<&str>,
+    v: &Value,
+) -> rusqlite::Result<()> {
+    let Some(ts) = rec.ts else {
+        return Ok(());
+    };
+    let version = v.get("version").and_then(Value::as_str);
+    let branch = v.get("gitBranch").and_then(Value::as_str).filter(|s| !s.is_empty());
+    tx.prepare_cached(
+        "INSERT INTO sessions (session_id, platform, project_path, started_at, ended_at, version, git_branch)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)
+         ON CONFLICT (session_id) DO UPDATE SET
+           project_path = coalesce(project_path, excluded.project_path),
+           started_at = min(started_at, excluded.started_at),
+           ended_at = max(ended_at, excluded.ended_at),
+           version = coalesce(excluded.version, version),
+           git_branch = coalesce(git_branch, excluded.git_branch)",
+    )?
+    .execute(params![session_id, rec.platform, cwd, ts, version, branch])?;
+    Ok(())
+}
+
+/// Text of a `content` value: the string itself, or the `text` blocks joined.
+fn content_text(content: &Value) -> Option<String> {
+    match content {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(blocks) => {
+            let parts: Vec<&str> = blocks
+                .iter()
+                .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+                .filter_map(|b| b.get("text").and_then(Value::as_str))
+                .collect();
+            if parts.is_empty() {
+                None
+            } else {
+                Some(parts.join("\n"))
+            }
+        }
+        _ => None,
+    }
+}
+
+fn insert_message(
+    tx: &Transaction<'_>,
+    c: &Ctx<'_>,
+    role: &str,
+    is_prompt: bool,
+    model: Option<&str>,
+    text: &str,
+) -> rusqlite::Result<()> {
+    let text = (!text.trim().is_empty()).then_some(text);
+    let n = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO messages (event_id, session_id, agent_id, platform, role, is_prompt, ts, model, text)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?
+        .execute(params![
+            c.rec.event_id,
+            c.session_id,
+            c.agent_id,
+            c.rec.platform,
+            role,
+            is_prompt,
+            c.ts,
+            model,
+            text
+        ])?;
+    if n == 1
+        && let Some(t) = text
+    {
+        let rowid = tx.last_insert_rowid();
+        tx.prepare_cached("INSERT INTO messages_fts (rowid, text) VALUES (?1, ?2)")?
+            .execute(params![rowid, t])?;
+    }
+    Ok(())
+}
+
+fn derive_user(tx: &Transaction<'_>, c: &Ctx<'_>, dirty: &mut BTreeSet<i64>) -> rusqlite::Result<()> {
+    let v = c.rec.value;
+    let Some(content) = v.get("message").and_then(|m| m.get("content")) else {
+        return Ok(());
+    };
+    if let Value::Array(blocks) = content {
+        for b in blocks {
+            if b.get("type").and_then(Value::as_str) != Some("tool_result") {
+                continue;
+            }
+            let Some(id) = b.get("tool_use_id").and_then(Value::as_str) else {
+                continue;
+            };
+            let is_error = b.get("is_error").and_then(Value::as_bool).unwrap_or(false);
+            let meta = b.get("content").map(size_meta);
+            let old = tool_call_bucket(tx, id)?;
+            tx.prepare_cached(
+                "INSERT INTO tool_calls (tool_use_id, session_id, agent_id, platform, project_path, finished_at, is_error, result_meta)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (tool_use_id) DO UPDATE SET
+                   finished_at = excluded.finished_at,
+                   is_error = excluded.is_error,
+                   result_meta = excluded.result_meta,
+                   project_path = coalesce(project_path, excluded.project_path)",
+            )?
+            .execute(params![id, c.session_id, c.agent_id, c.rec.platform, c.project, c.ts, is_error, meta])?;
+            dirty.extend(old);
+            dirty.extend(tool_call_bucket(tx, id)?);
+        }
+    }
+    let Some(text) = content_text(content) else {
+        return Ok(());
+    };
+    let meta = v.get("isMeta").and_then(Value::as_bool).unwrap_or(false)
+        || v.get("isCompactSummary").and_then(Value::as_bool).unwrap_or(false)
+        || v.get("isVisibleInTranscriptOnly").and_then(Value::as_bool).unwrap_or(false);
+    let trimmed = text.trim_start();
+    let is_prompt = !meta
+        && !c.sidechain
+        && !NOT_PROMPT_PREFIXES.iter().any(|p| trimmed.starts_with(p));
+    // Prompts count even when the privacy mode left no text (metadata mode).
+    let has_content = !text.trim().is_empty() || matches!(content, Value::String(_));
+    if !has_content {
+        return Ok(());
+    }
+    insert_message(tx, c, "user", is_prompt, None, &text)?;
+    if is_prompt && !text.trim().is_empty() {
+        let first: String = text.chars().take(500).collect();
+        tx.prepare_cached(
+            "UPDATE sessions SET first_prompt = ?2, first_prompt_at = ?3
+             WHERE session_id = ?1 AND (first_prompt_at IS NULL OR first_prompt_at > ?3)",
+        )?
+        .execute(params![c.session_id, first, c.ts])?;
+    }
+    Ok(())
+}
+
+fn size_meta(content: &Value) -> String {
+    match content {
+        // Already a {chars, lines} summary (standard/metadata mode).
+        Value::Object(_) => content.to_string(),
+        Value::String(s) => serde_json::json!({"chars": s.len(), "lines": s.lines().count()}).to_string(),
+        other => serde_json::json!({"chars": other.to_string().len()}).to_string(),
+    }
+}
+
+fn tool_call_bucket(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<i64>> {
+    Ok(tx
+        .prepare_cached("SELECT coalesce(started_at, finished_at) FROM tool_calls WHERE tool_use_id = ?1")?
+        .query_row([id], |r| r.get::<_, Option<i64>>(0))
+        .optional()?
+        .flatten()
+        .map(bucket_of))
+}
+
+fn derive_assistant(
+    tx: &Transaction<'_>,
+    c: &Ctx<'_>,
+    dirty: &mut BTreeSet<i64>,
+) -> rusqlite::Result<()> {
+    let v = c.rec.value;
+    let msg = v.get("message");
+    let model = msg.and_then(|m| m.get("model")).and_then(Value::as_str);
+    if let Some(content) = msg.and_then(|m| m.get("content")) {
+        if let Some(text) = content_text(content) {
+            insert_message(tx, c, "assistant", false, model, &text)?;
+        }
+        if let Value::Array(blocks) = content {
+            for b in blocks {
+                if b.get("type").and_then(Value::as_str) != Some("tool_use") {
+                    continue;
+                }
+                let Some(id) = b.get("id").and_then(Value::as_str) else {
+                    continue;
+                };
+                let name = b.get("name").and_then(Value::as_str);
+                let input = b.get("input").map(Value::to_string);
+                let old = tool_call_bucket(tx, id)?;
+                tx.prepare_cached(
+                    "INSERT INTO tool_calls (tool_use_id, session_id, agent_id, platform, project_path, name, started_at, input_meta)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT (tool_use_id) DO UPDATE SET
+                       name = excluded.name,
+                       started_at = min(coalesce(started_at, excluded.started_at), excluded.started_at),
+                       input_meta = excluded.input_meta,
+                       project_path = coalesce(project_path, excluded.project_path)",
+                )?
+                .execute(params![id, c.session_id, c.agent_id, c.rec.platform, c.project, name, c.ts, input])?;
+                dirty.extend(old);
+                dirty.extend(tool_call_bucket(tx, id)?);
+            }
+        }
+    }
+    if let Some(u) = usage_entry(v) {
+        upsert_response(tx, c, &u, dirty)?;
+    }
+    Ok(())
+}
+
+/// The usage facts of an assistant record, when ccusage would count it.
+struct UsageEntry<'a> {
+    message_id: Option<&'a str>,
+    request_id: Option<&'a str>,
+    model: Option<&'a str>,
+    usage: TokenUsage,
+    cache_creation: i64,
+    has_speed: bool,
+    cost_usd: Option<f64>,
+}
+
+fn usage_entry(v: &Value) -> Option<UsageEntry<'_>> {
+    let msg = v.get("message")?;
+    let usage = msg.get("usage")?.as_object()?;
+    // ccusage requires these two numbers.
+    let input = usage.get("input_tokens")?.as_u64()?;
+    let output = usage.get("output_tokens")?.as_u64()?;
+    // ccusage skips records where these are explicitly null.
+    let null = |o: Option<&Value>| o.is_some_and(Value::is_null);
+    if null(msg.get("id"))
+        || null(msg.get("model"))
+        || null(v.get("requestId"))
+        || null(v.get("sessionId"))
+        || null(v.get("version"))
+        || null(v.get("costUSD"))
+        || null(v.get("cwd"))
+        || null(usage.get("speed"))
+        || null(usage.get("cache_creation_input_tokens"))
+        || null(usage.get("cache_read_input_tokens"))
+        || null(v.get("isApiErrorMessage"))
+    {
+        return None;
+    }
+    if let Some(ver) = v.get("version").and_then(Value::as_str)
+        && !looks_like_semver(ver)
+    {
+        return None;
+    }
+    let num = |k: &str| usage.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let cache_creation = num("cache_creation_input_tokens");
+    let (c5, c1) = match usage.get("cache_creation").and_then(Value::as_object) {
+        Some(cc) => (
+            cc.get("ephemeral_5m_input_tokens").and_then(Value::as_u64).unwrap_or(0),
+            cc.get("ephemeral_1h_input_tokens").and_then(Value::as_u64).unwrap_or(0),
+        ),
+        None => (cache_creation, 0),
+    };
+    let speed = usage.get("speed").and_then(Value::as_str);
+    Some(UsageEntry {
+        message_id: non_empty(msg.get("id")),
+        request_id: non_empty(v.get("requestId")),
+        model: msg.get("model").and_then(Value::as_str),
+        usage: TokenUsage {
+            input,
+            output,
+            cache_creation_5m: c5,
+            cache_creation_1h: c1,
+            cache_read: num("cache_read_input_tokens"),
+            fast: speed == Some("fast"),
+        },
+        cache_creation: cache_creation as i64,
+        has_speed: speed.is_some(),
+        cost_usd: v.get("costUSD").and_then(Value::as_f64),
+    })
+}
+
+fn non_empty(o: Option<&Value>) -> Option<&str> {
+    o.and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+fn looks_like_semver(s: &str) -> bool {
+    let core = s.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn upsert_response(
+    tx: &Transaction<'_>,
+    c: &Ctx<'_>,
+    u: &UsageEntry<'_>,
+    dirty: &mut BTreeSet<i64>,
+) -> rusqlite::Result<()> {
+    let key = match (u.message_id, u.request_id) {
+        (Some(m), Some(r)) => format!("{m}:{r}"),
+        (Some(m), None) => m.to_string(),
+        (None, _) => format!("line:{}", c.rec.event_id),
+    };
+    let total = (u.usage.input + u.usage.output + u.usage.cache_read) as i64 + u.cache_creation;
+    // Sidechain replays (same message.id, another requestId) of a main-chain response are
+    // dropped; a main-chain copy pushes such replays out.
+    if let Some(mid) = u.message_id {
+        if c.sidechain {
+            let main: Option<i64> = tx
+                .prepare_cached(
+                    "SELECT 1 FROM api_responses WHERE message_id = ?1 AND is_sidechain = 0 AND dedup_key <> ?2 LIMIT 1",
+                )?
+                .query_row(params![mid, key], |r| r.get(0))
+                .optional()?;
+            if main.is_some() {
+                return Ok(());
+            }
+        } else {
+            let mut stmt = tx.prepare_cached(
+                "DELETE FROM api_responses WHERE message_id = ?1 AND is_sidechain = 1 AND dedup_key <> ?2 RETURNING ts",
+            )?;
+            let gone: Vec<i64> = stmt
+                .query_map(params![mid, key], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            dirty.extend(gone.into_iter().map(bucket_of));
+        }
+    }
+    let existing: Option<(i64, i64, i64, i64)> = tx
+        .prepare_cached(
+            "SELECT is_sidechain, input_tokens + output_tokens + cache_creation_tokens + cache_read_tokens,
+                    has_speed, ts
+             FROM api_responses WHERE dedup_key = ?1",
+        )?
+        .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?;
+    if let Some((old_side, old_total, old_speed, old_ts)) = existing {
+        let replace = (!c.sidechain && old_side == 1) || total > old_total || (u.has_speed && old_speed == 0);
+        if !replace {
+            return Ok(());
+        }
+        dirty.insert(bucket_of(old_ts));
+    }
+    let (cost, priced) = match u.cost_usd {
+        // ccusage's default ("auto") mode uses a record's own costUSD when it has one.
+        Some(usd) => ((usd * 1e12).round() as i64, true),
+        None => match u.model.and_then(|m| PriceTable::embedded().cost_pusd(m, &u.usage)) {
+            Some(p) => (p, true),
+            None => (0, false),
+        },
+    };
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO api_responses
+           (dedup_key, message_id, event_id, session_id, agent_id, platform, project_path, ts, model,
+            is_sidechain, has_speed, input_tokens, output_tokens, cache_creation_tokens,
+            cache_read_tokens, cost_pusd, priced)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    )?
+    .execute(params![
+        key,
+        u.message_id,
+        c.rec.event_id,
+        c.session_id,
+        c.agent_id,
+        c.rec.platform,
+        c.project,
+        c.ts,
+        u.model,
+        c.sidechain,
+        u.has_speed,
+        u.usage.input as i64,
+        u.usage.output as i64,
+        u.cache_creation,
+        u.usage.cache_read as i64,
+        cost,
+        priced
+    ])?;
+    dirty.insert(bucket_of(c.ts));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn semver_check() {
+        assert!(looks_like_semver("2.1.39"));
+        assert!(looks_like_semver("1.0.0-beta.1"));
+        assert!(!looks_like_semver("2.1"));
+        assert!(!looks_like_semver("x.y.z"));
+    }
+}

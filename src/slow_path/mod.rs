@@ -1,0 +1,189 @@
+//! Layer 2, slow path: raw traces -> sessions, messages, API responses, tool calls, FTS, and
+//! metrics in Redis.
+//!
+//! A watermark job: each round takes the SQLite write lock, reads the raw rows after the
+//! watermark (`pipeline_state.slow_path_seq`), derives the conversation rows, and moves the
+//! watermark in the same transaction, so every raw row is derived exactly once even with
+//! several processes and crashes at any point. The `bp:cdc` change feed (consumer group
+//! `slowpath`) wakes it when the fast path commits; a timer covers a lost wake-up.
+//!
+//! Invariant: everything here can be rebuilt from `raw_traces`.
+
+pub mod claude;
+pub mod metrics;
+pub mod pricing;
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use rusqlite::{Connection, params};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::queue::{self, Queue, QueueError};
+use crate::store::StoreError;
+
+/// Raw rows per transaction.
+pub const ROUND: usize = 2_000;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SlowPathError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+impl From<rusqlite::Error> for SlowPathError {
+    fn from(e: rusqlite::Error) -> Self {
+        SlowPathError::Store(StoreError::Sqlite(e))
+    }
+}
+
+/// Derives up to `limit` raw rows after the watermark in one transaction.
+/// Returns (rows derived, watermark after).
+///
+/// # Errors
+/// SQLite errors; nothing is committed then.
+pub fn process_round(conn: &mut Connection, limit: usize) -> rusqlite::Result<(usize, i64)> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let watermark: i64 = tx
+        .query_row(
+            "SELECT coalesce((SELECT value FROM pipeline_state WHERE key = 'slow_path_seq'), 0)",
+            [],
+            |r| r.get(0),
+        )?;
+    let rows: Vec<(i64, String, String, String, Option<String>, Option<i64>, Vec<u8>)> = tx
+        .prepare_cached(
+            "SELECT seq, id, platform, kind, session_id, ts, payload FROM raw_traces
+             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?
+        .query_map(params![watermark, limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let Some(last) = rows.last().map(|r| r.0) else {
+        return Ok((0, watermark));
+    };
+    let mut dirty = BTreeSet::new();
+    let mut buf = String::new();
+    for (seq, id, platform, kind, session_id, ts, payload) in &rows {
+        buf.clear();
+        let value: Value = match flate2::read::ZlibDecoder::new(&payload[..])
+            .read_to_string(&mut buf)
+            .ok()
+            .and_then(|_| serde_json::from_str(&buf).ok())
+        {
+            Some(v) => v,
+            None => {
+                tracing::error!(seq, id = %id, "Stored payload does not decode; skipping it");
+                continue;
+            }
+        };
+        if platform == "claude_code" {
+            let rec = claude::Record {
+                event_id: id,
+                platform,
+                kind,
+                session_id: session_id.as_deref(),
+                ts: *ts,
+                value: &value,
+            };
+            claude::derive(&tx, &rec, &mut dirty)?;
+        }
+    }
+    {
+        let mut mark = tx.prepare_cached("INSERT OR IGNORE INTO dirty_buckets (bucket) VALUES (?1)")?;
+        for b in &dirty {
+            mark.execute([b])?;
+        }
+    }
+    tx.execute(
+        "INSERT INTO pipeline_state (key, value) VALUES ('slow_path_seq', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [last],
+    )?;
+    tx.commit()?;
+    Ok((rows.len(), last))
+}
+
+/// Derives everything pending, then brings the Redis metrics up to date.
+///
+/// # Errors
+/// SQLite or Redis failures.
+pub async fn catch_up(conn: &mut Connection, redis: &mut ConnectionManager) -> Result<usize, SlowPathError> {
+    let mut total = 0;
+    loop {
+        let (n, _) = tokio::task::block_in_place(|| process_round(conn, ROUND))?;
+        total += n;
+        if n == 0 {
+            break;
+        }
+    }
+    metrics::flush_dirty(conn, redis).await?;
+    Ok(total)
+}
+
+/// One slow-path consumer.
+pub struct SlowPath {
+    queue: Queue,
+    reader: Queue,
+    conn: Connection,
+    consumer: String,
+}
+
+impl SlowPath {
+    /// # Errors
+    /// When Redis or the database cannot be opened.
+    pub async fn new(queue: Queue, db: &std::path::Path, consumer: String) -> Result<SlowPath, SlowPathError> {
+        let reader = queue.blocking(Duration::from_secs(1)).await?;
+        let conn = crate::store::open_writer(db)?;
+        Ok(SlowPath {
+            queue,
+            reader,
+            conn,
+            consumer,
+        })
+    }
+
+    /// Runs until `shutdown`.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut redis = self.queue.conn();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let woke = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = self.reader.read_group(queue::CDC, queue::SLOW_GROUP, &self.consumer, 1000, Duration::from_secs(1)) => r,
+            };
+            let ids: Vec<String> = match woke {
+                Ok(entries) => entries.into_iter().map(|e| e.stream_id).collect(),
+                Err(e) => {
+                    tracing::debug!(error = %e, "Change feed unavailable; polling");
+                    Vec::new()
+                }
+            };
+            match catch_up(&mut self.conn, &mut redis).await {
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::trace!(rows = n, "Derived");
+                    }
+                    backoff = Duration::from_millis(100);
+                    if let Err(e) = self.queue.ack(queue::CDC, queue::SLOW_GROUP, &ids, None).await {
+                        tracing::debug!(error = %e, "Cannot acknowledge change feed");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Slow path round failed; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
