@@ -112,14 +112,22 @@ impl FastPath {
     }
 
     /// Runs until `shutdown`, retrying Redis and store failures with backoff.
+    ///
+    /// A step is never cancelled half-way (that would leave a read batch unacknowledged until
+    /// it is reclaimed); shutdown is checked between steps, which block at most
+    /// [`BATCH_WAIT`].
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let mut claim = tokio::time::interval(Duration::from_secs(2));
+        let mut last_claim: Option<std::time::Instant> = None;
         let mut backoff = Duration::from_millis(100);
         loop {
-            let step = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = claim.tick() => self.reclaim().await.map(|_| 0),
-                r = self.step() => r,
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let step = if last_claim.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
+                last_claim = Some(std::time::Instant::now());
+                self.reclaim().await.map(|_| 0)
+            } else {
+                self.step().await
             };
             match step {
                 Ok(_) => backoff = Duration::from_millis(100),

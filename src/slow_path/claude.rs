@@ -78,6 +78,11 @@ pub fn derive(
     let Some(ts) = rec.ts else {
         return Ok(());
     };
+    // Bookkeeping records without their own sessionId (file-history snapshots, queue
+    // operations) must not create a session named after the file.
+    if v.get("sessionId").is_none() && rec.kind != "assistant" {
+        return Ok(());
+    }
     touch_session(tx, rec, session_id, cwd, v)?;
     if let Some(a) = agent_id {
         tx.execute(

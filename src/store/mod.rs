@@ -157,16 +157,20 @@ mod tests {
         )
         .unwrap();
         let r = open_reader(&path).unwrap();
-        let err = r
-            .query_row("SELECT count(*) FROM raw_traces", [], |r| r.get::<_, i64>(0))
-            .unwrap_err();
-        assert!(err.to_string().contains("not authorized"), "{err}");
-        let err = r
-            .query_row("SELECT payload FROM main.RAW_TRACES LIMIT 1", [], |r| {
+        let denied = |e: rusqlite::Error| {
+            let s = e.to_string();
+            assert!(s.contains("not authorized") || s.contains("prohibited"), "{s}");
+        };
+        denied(
+            r.query_row("SELECT count(*) FROM raw_traces", [], |r| r.get::<_, i64>(0))
+                .unwrap_err(),
+        );
+        denied(
+            r.query_row("SELECT payload FROM main.RAW_TRACES LIMIT 1", [], |r| {
                 r.get::<_, Vec<u8>>(0)
             })
-            .unwrap_err();
-        assert!(err.to_string().contains("not authorized"), "{err}");
+            .unwrap_err(),
+        );
         let n: i64 = r
             .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
             .unwrap();
