@@ -82,7 +82,10 @@ impl Config {
         let user_home = std::env::var_os("HOME").map(PathBuf::from);
         let home = match std::env::var_os("BLUEPLANE_HOME").filter(|h| !h.is_empty()) {
             Some(h) => PathBuf::from(h),
-            None => user_home.as_ref().ok_or(ConfigError::NoHome)?.join(".blueplane"),
+            None => user_home
+                .as_ref()
+                .ok_or(ConfigError::NoHome)?
+                .join(".blueplane"),
         };
         let raw = read_file(&home.join("config.toml"))?;
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
@@ -102,7 +105,10 @@ impl Config {
             None => raw.privacy.mode.unwrap_or_default(),
         };
         Ok(Config {
-            claude_projects: crate::capture::claude_code::projects_dirs(claude_dir.as_deref(), user_home.as_deref()),
+            claude_projects: crate::capture::claude_code::projects_dirs(
+                claude_dir.as_deref(),
+                user_home.as_deref(),
+            ),
             redis_url: env("REDIS_URL").or(raw.redis.url),
             privacy,
             rescan: Duration::from_secs(raw.capture.rescan_seconds.unwrap_or(5).max(1)),
@@ -139,7 +145,9 @@ mod tests {
 
     #[test]
     fn file_parses_and_rejects_unknown_keys() {
-        let raw: RawConfig = toml::from_str("[privacy]\nmode = \"metadata\"\n[capture]\nrescan_seconds = 2\n").unwrap();
+        let raw: RawConfig =
+            toml::from_str("[privacy]\nmode = \"metadata\"\n[capture]\nrescan_seconds = 2\n")
+                .unwrap();
         assert_eq!(raw.privacy.mode, Some(PrivacyMode::Metadata));
         assert!(toml::from_str::<RawConfig>("[privacy]\nmood = \"x\"\n").is_err());
     }

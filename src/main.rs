@@ -19,8 +19,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let _guard = init_logging(&cfg, matches!(cli.command, Command::Serve | Command::Ingest));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let _guard = init_logging(
+        &cfg,
+        matches!(cli.command, Command::Serve | Command::Ingest),
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("blueplane: cannot start the async runtime: {e}");
@@ -53,7 +59,10 @@ fn one_sentence(e: &anyhow::Error) -> String {
 
 /// Logs go to stderr (never stdout: it belongs to MCP in `serve`) and, for the long-running
 /// modes, to a daily-rotated file in `$BLUEPLANE_HOME/logs`.
-fn init_logging(cfg: &Config, to_file: bool) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+fn init_logging(
+    cfg: &Config,
+    to_file: bool,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let stderr_filter = EnvFilter::try_from_env("BLUEPLANE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("warn"));
@@ -62,6 +71,8 @@ fn init_logging(cfg: &Config, to_file: bool) -> Option<tracing_appender::non_blo
         .with_ansi(false)
         .with_filter(stderr_filter);
     let (file, guard) = if to_file {
+        // Without the directory the appender's log pruning prints an error on a fresh home.
+        let _ = std::fs::create_dir_all(cfg.log_dir());
         let appender = tracing_appender::rolling::Builder::new()
             .rotation(tracing_appender::rolling::Rotation::DAILY)
             .filename_prefix("blueplane")
@@ -83,6 +94,9 @@ fn init_logging(cfg: &Config, to_file: bool) -> Option<tracing_appender::non_blo
     } else {
         (None, None)
     };
-    tracing_subscriber::registry().with(stderr).with(file).init();
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(file)
+        .init();
     guard
 }

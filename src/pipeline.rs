@@ -47,7 +47,10 @@ impl Running {
         self.capture_shutdown.cancel();
         self.shutdown.cancel();
         self.tasks.close();
-        if tokio::time::timeout(deadline, self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(deadline, self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("Pipeline tasks did not stop in time");
         }
     }
@@ -63,7 +66,8 @@ pub fn consumer_name() -> String {
 /// # Errors
 /// When the database or Redis cannot be opened.
 pub async fn start(cfg: &Config, queue: &Queue, capture: bool) -> anyhow::Result<Running> {
-    std::fs::create_dir_all(&cfg.home).with_context(|| format!("creating {}", cfg.home.display()))?;
+    std::fs::create_dir_all(&cfg.home)
+        .with_context(|| format!("creating {}", cfg.home.display()))?;
     let db = cfg.db_path();
     let name = consumer_name();
     let shutdown = CancellationToken::new();
@@ -95,7 +99,13 @@ async fn maintenance(queue: Queue, consumer: String, shutdown: CancellationToken
         // Change-feed entries are wake-ups only (the slow path works from its watermark), so
         // stale ones left by a dead consumer are simply acknowledged.
         match queue
-            .autoclaim(queue::CDC, queue::SLOW_GROUP, &consumer, Duration::from_secs(30), 1000)
+            .autoclaim(
+                queue::CDC,
+                queue::SLOW_GROUP,
+                &consumer,
+                Duration::from_secs(30),
+                1000,
+            )
             .await
         {
             Ok(stale) if !stale.is_empty() => {
@@ -105,9 +115,14 @@ async fn maintenance(queue: Queue, consumer: String, shutdown: CancellationToken
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "Maintenance cannot reach Redis"),
         }
-        for (stream, group) in [(queue::EVENTS, queue::FAST_GROUP), (queue::CDC, queue::SLOW_GROUP)] {
+        for (stream, group) in [
+            (queue::EVENTS, queue::FAST_GROUP),
+            (queue::CDC, queue::SLOW_GROUP),
+        ] {
             match queue.trim_acknowledged(stream, group).await {
-                Ok(n) if n > 0 => tracing::debug!(stream, trimmed = n, "Trimmed acknowledged entries"),
+                Ok(n) if n > 0 => {
+                    tracing::debug!(stream, trimmed = n, "Trimmed acknowledged entries")
+                }
                 Ok(_) => {}
                 Err(e) => tracing::debug!(stream, error = %e, "Cannot trim"),
             }

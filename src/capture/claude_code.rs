@@ -41,7 +41,9 @@ pub fn projects_dirs(claude_config_dir: Option<&str>, home: Option<&Path>) -> Ve
     let expand = |s: &str| -> PathBuf {
         match (s.strip_prefix("~/"), home) {
             (Some(rest), Some(h)) => h.join(rest),
-            _ if s == "~" => home.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(s)),
+            _ if s == "~" => home
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(s)),
             _ => PathBuf::from(s),
         }
     };
@@ -263,11 +265,20 @@ mod tests {
         let ctx = FileContext::for_path(Path::new("/x/s.jsonl"));
         let m = PrivacyMode::Standard;
         assert_eq!(parse_line(&ctx, 0, b"   ", m), Parsed::Skip);
-        assert!(matches!(parse_line(&ctx, 0, b"{\"type\":\"us", m), Parsed::Bad(r) if r.starts_with("truncated")));
-        assert!(matches!(parse_line(&ctx, 0, b"{oops}", m), Parsed::Bad(r) if r.starts_with("malformed")));
+        assert!(
+            matches!(parse_line(&ctx, 0, b"{\"type\":\"us", m), Parsed::Bad(r) if r.starts_with("truncated"))
+        );
+        assert!(
+            matches!(parse_line(&ctx, 0, b"{oops}", m), Parsed::Bad(r) if r.starts_with("malformed"))
+        );
         assert!(matches!(parse_line(&ctx, 0, b"[1]", m), Parsed::Bad(_)));
-        assert!(matches!(parse_line(&ctx, 0, b"{\"type\":\"weird\"}", m), Parsed::Bad(r) if r.contains("weird")));
-        assert!(matches!(parse_line(&ctx, 0, b"\xff\xfe", m), Parsed::Bad(_)));
+        assert!(
+            matches!(parse_line(&ctx, 0, b"{\"type\":\"weird\"}", m), Parsed::Bad(r) if r.contains("weird"))
+        );
+        assert!(matches!(
+            parse_line(&ctx, 0, b"\xff\xfe", m),
+            Parsed::Bad(_)
+        ));
     }
 
     #[test]

@@ -165,7 +165,14 @@ impl Capture {
                         )
                     })
                     .collect();
-                Ok::<_, std::io::Error>((chunk.next, chunk.skipped, chunk.restarted, chunk.more, parsed, prev))
+                Ok::<_, std::io::Error>((
+                    chunk.next,
+                    chunk.skipped,
+                    chunk.restarted,
+                    chunk.more,
+                    parsed,
+                    prev,
+                ))
             })
             .await;
             let (next, skipped, restarted, more, parsed, prev) = match read {
@@ -192,7 +199,10 @@ impl Capture {
                 tracing::warn!(path = %key, offset = off, bytes = len, "Skipping over-long transcript line");
                 dead.push(DeadLetter {
                     stage: "capture",
-                    reason: format!("line of {len} bytes exceeds the {} byte limit", tailer::MAX_LINE),
+                    reason: format!(
+                        "line of {len} bytes exceeds the {} byte limit",
+                        tailer::MAX_LINE
+                    ),
                     source: key.clone(),
                     offset: off,
                 });
@@ -213,7 +223,10 @@ impl Capture {
                     }
                 }
                 if events.len() + dead.len() >= PUBLISH_BATCH {
-                    let cur = FileCursor { offset: end, ..next };
+                    let cur = FileCursor {
+                        offset: end,
+                        ..next
+                    };
                     self.publish(&key, &events, &dead, cur).await?;
                     stats.events += events.len() as u64;
                     stats.bad_lines += dead.len() as u64;

@@ -142,10 +142,7 @@ pub fn filter_claude_record(v: &mut Value, mode: PrivacyMode) {
                 obj.remove("todos");
             }
         }
-    } else if let Some(content) = v
-        .get_mut("message")
-        .and_then(|m| m.get_mut("content"))
-    {
+    } else if let Some(content) = v.get_mut("message").and_then(|m| m.get_mut("content")) {
         // Images are never useful telemetry, whatever the mode.
         drop_image_data(content);
     }
@@ -165,7 +162,11 @@ fn filter_content(content: &mut Value, mode: PrivacyMode) {
 }
 
 fn filter_block(b: &mut Value, mode: PrivacyMode) {
-    let ty = b.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+    let ty = b
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let Some(obj) = b.as_object_mut() else {
         return;
     };
@@ -177,7 +178,10 @@ fn filter_block(b: &mut Value, mode: PrivacyMode) {
             obj.remove("citations");
         }
         "thinking" => {
-            let n = obj.get("thinking").and_then(Value::as_str).map_or(0, str::len);
+            let n = obj
+                .get("thinking")
+                .and_then(Value::as_str)
+                .map_or(0, str::len);
             obj.insert("thinking".into(), Value::String(String::new()));
             obj.insert("chars".into(), json!(n));
             obj.remove("signature");
@@ -284,11 +288,7 @@ fn size_summary(v: &Value) -> Value {
 }
 
 fn line_count(s: &str) -> usize {
-    if s.is_empty() {
-        0
-    } else {
-        s.lines().count()
-    }
+    if s.is_empty() { 0 } else { s.lines().count() }
 }
 
 fn keep_keys(v: &mut Value, keys: &[&str]) {
@@ -442,7 +442,8 @@ mod tests {
 
     #[test]
     fn metadata_mode_drops_prose() {
-        let mut v = json!({"type":"user","message":{"role":"user","content":"where is the retry budget"}});
+        let mut v =
+            json!({"type":"user","message":{"role":"user","content":"where is the retry budget"}});
         filter_claude_record(&mut v, PrivacyMode::Metadata);
         assert_eq!(v["message"]["content"], "");
     }

@@ -21,7 +21,11 @@ use crate::queue::Queue;
 use crate::queue::managed::ManagedRedis;
 
 #[derive(Debug, Parser)]
-#[command(name = "blueplane", version, about = "Local, privacy-first telemetry for Claude Code and Cursor")]
+#[command(
+    name = "blueplane",
+    version,
+    about = "Local, privacy-first telemetry for Claude Code and Cursor"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -132,8 +136,16 @@ pub struct FilterArgs {
 impl FilterArgs {
     fn to_filter(&self, tz: &Tz) -> anyhow::Result<Filter> {
         Ok(Filter {
-            since: self.since.as_deref().map(|s| tz.parse_bound(s, false)).transpose()?,
-            until: self.until.as_deref().map(|s| tz.parse_bound(s, true)).transpose()?,
+            since: self
+                .since
+                .as_deref()
+                .map(|s| tz.parse_bound(s, false))
+                .transpose()?,
+            until: self
+                .until
+                .as_deref()
+                .map(|s| tz.parse_bound(s, true))
+                .transpose()?,
             platform: self.platform.clone(),
             project: self.project.clone(),
         })
@@ -165,14 +177,21 @@ pub async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
             };
             let queue = connect_quiet(&cfg).await;
             let buckets = match &queue {
-                Some(q) => query::metric_buckets(&mut q.conn(), &f, group_by).await.ok().flatten(),
+                Some(q) => query::metric_buckets(&mut q.conn(), &f, group_by)
+                    .await
+                    .ok()
+                    .flatten(),
                 None => None,
             };
             let conn = crate::store::open_reader(&cfg.db_path())?;
             let m = query::get_metrics(&conn, buckets, &f, group_by, &tz)?;
             output::metrics(&m, json)
         }
-        Command::Sessions { filter, limit, json } => {
+        Command::Sessions {
+            filter,
+            limit,
+            json,
+        } => {
             let f = filter.to_filter(&Tz::local())?;
             let conn = crate::store::open_reader(&cfg.db_path())?;
             let list = query::list_sessions(&conn, &f, Some(limit), None)?;
@@ -242,7 +261,8 @@ async fn connect_quiet(cfg: &Config) -> Option<Queue> {
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&cfg.home).with_context(|| format!("creating {}", cfg.home.display()))?;
+    std::fs::create_dir_all(&cfg.home)
+        .with_context(|| format!("creating {}", cfg.home.display()))?;
     // Make sure the schema exists before the first tool call opens a reader.
     drop(crate::store::open_writer(&cfg.db_path())?);
     let (queue, running) = match pipeline::connect(&cfg).await {
@@ -291,13 +311,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -372,7 +393,11 @@ async fn backfill(cfg: Config, json: bool) -> anyhow::Result<()> {
         seconds: secs,
         mb_per_s: stats.bytes as f64 / 1e6 / secs.max(1e-9),
         events_per_s: stats.events as f64 / secs.max(1e-9),
-        dirs: cfg.claude_projects.iter().map(|d| d.display().to_string()).collect(),
+        dirs: cfg
+            .claude_projects
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect(),
     };
     output::backfill(&summary, json)
 }

@@ -23,7 +23,7 @@ fn int(n: i64) -> String {
     let s = n.abs().to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -143,11 +143,18 @@ pub fn rebuilt(buckets: usize, took: Duration, as_json: bool) -> anyhow::Result<
     if as_json {
         return json(&serde_json::json!({"buckets": buckets, "seconds": took.as_secs_f64()}));
     }
-    println!("rebuilt {buckets} metric buckets in {:.2} s", took.as_secs_f64());
+    println!(
+        "rebuilt {buckets} metric buckets in {:.2} s",
+        took.as_secs_f64()
+    );
     Ok(())
 }
 
-pub fn redis_status(s: &ManagedStatus, external: Option<&str>, as_json: bool) -> anyhow::Result<()> {
+pub fn redis_status(
+    s: &ManagedStatus,
+    external: Option<&str>,
+    as_json: bool,
+) -> anyhow::Result<()> {
     if as_json {
         return json(s);
     }

@@ -52,9 +52,15 @@ pub fn compress(data: &[u8]) -> Vec<u8> {
 ///
 /// # Errors
 /// On SQLite errors; nothing is committed then.
-pub fn insert_batch(conn: &mut Connection, events: &[Event]) -> Result<(usize, i64), rusqlite::Error> {
+pub fn insert_batch(
+    conn: &mut Connection,
+    events: &[Event],
+) -> Result<(usize, i64), rusqlite::Error> {
     let now = chrono::Utc::now().timestamp_millis();
-    let compressed: Vec<Vec<u8>> = events.iter().map(|e| compress(e.payload.as_bytes())).collect();
+    let compressed: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| compress(e.payload.as_bytes()))
+        .collect();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut inserted = 0;
     {
@@ -77,7 +83,9 @@ pub fn insert_batch(conn: &mut Connection, events: &[Event]) -> Result<(usize, i
             ])?;
         }
     }
-    let max_seq: i64 = tx.query_row("SELECT coalesce(max(seq), 0) FROM raw_traces", [], |r| r.get(0))?;
+    let max_seq: i64 = tx.query_row("SELECT coalesce(max(seq), 0) FROM raw_traces", [], |r| {
+        r.get(0)
+    })?;
     if inserted > 0 {
         tx.execute(
             "INSERT INTO pipeline_state (key, value) VALUES ('fast_path_seq', ?1)
@@ -100,7 +108,11 @@ pub struct FastPath {
 impl FastPath {
     /// # Errors
     /// When Redis or the database cannot be opened.
-    pub async fn new(queue: Queue, db: &std::path::Path, consumer: String) -> Result<FastPath, FastPathError> {
+    pub async fn new(
+        queue: Queue,
+        db: &std::path::Path,
+        consumer: String,
+    ) -> Result<FastPath, FastPathError> {
         let reader = queue.blocking(BATCH_WAIT).await?;
         let conn = crate::store::open_writer(db)?;
         Ok(FastPath {
@@ -150,10 +162,17 @@ impl FastPath {
     pub async fn step(&mut self) -> Result<usize, FastPathError> {
         let entries = self
             .reader
-            .read_group(queue::EVENTS, queue::FAST_GROUP, &self.consumer, BATCH, BATCH_WAIT)
+            .read_group(
+                queue::EVENTS,
+                queue::FAST_GROUP,
+                &self.consumer,
+                BATCH,
+                BATCH_WAIT,
+            )
             .await?;
         let n = entries.len();
-        self.store(entries.into_iter().map(|e| (e, 1)).collect()).await?;
+        self.store(entries.into_iter().map(|e| (e, 1)).collect())
+            .await?;
         Ok(n)
     }
 
@@ -165,7 +184,13 @@ impl FastPath {
         loop {
             let claimed = self
                 .queue
-                .autoclaim(queue::EVENTS, queue::FAST_GROUP, &self.consumer, CLAIM_IDLE, BATCH)
+                .autoclaim(
+                    queue::EVENTS,
+                    queue::FAST_GROUP,
+                    &self.consumer,
+                    CLAIM_IDLE,
+                    BATCH,
+                )
                 .await?;
             if claimed.is_empty() {
                 return Ok(());
@@ -187,7 +212,10 @@ impl FastPath {
                     stage: "fast_path",
                     reason: format!("not stored after {} deliveries", delivered - 1),
                     source: entry.get_str("src").unwrap_or("").to_string(),
-                    offset: entry.get_str("off").and_then(|o| o.parse().ok()).unwrap_or(0),
+                    offset: entry
+                        .get_str("off")
+                        .and_then(|o| o.parse().ok())
+                        .unwrap_or(0),
                 };
                 tracing::warn!(stream_id = %entry.stream_id, reason = %letter.reason, "Dead-lettering event");
                 self.queue
@@ -221,7 +249,12 @@ impl FastPath {
         let (inserted, max_seq) = tokio::task::block_in_place(|| insert_batch(conn, &events))?;
         tracing::trace!(inserted, batch = events.len(), "Stored batch");
         self.queue
-            .ack(queue::EVENTS, queue::FAST_GROUP, &ids, (inserted > 0).then_some(max_seq))
+            .ack(
+                queue::EVENTS,
+                queue::FAST_GROUP,
+                &ids,
+                (inserted > 0).then_some(max_seq),
+            )
             .await?;
         Ok(())
     }
@@ -254,7 +287,9 @@ mod tests {
         // A redelivery of the same batch (the reference design's duplicate-row defect).
         let (n, seq) = insert_batch(&mut c, &[ev("b"), ev("a"), ev("c")]).unwrap();
         assert_eq!((n, seq), (1, 3));
-        let rows: i64 = c.query_row("SELECT count(*) FROM raw_traces", [], |r| r.get(0)).unwrap();
+        let rows: i64 = c
+            .query_row("SELECT count(*) FROM raw_traces", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(rows, 3);
     }
 
@@ -263,7 +298,9 @@ mod tests {
         use std::io::Read;
         let z = compress(b"hello hello hello");
         let mut out = String::new();
-        flate2::read::ZlibDecoder::new(&z[..]).read_to_string(&mut out).unwrap();
+        flate2::read::ZlibDecoder::new(&z[..])
+            .read_to_string(&mut out)
+            .unwrap();
         assert_eq!(out, "hello hello hello");
     }
 }

@@ -16,7 +16,9 @@ use serde::Deserialize;
 use crate::capture::privacy::PrivacyMode;
 use crate::query::status::{PipelineStatus, pipeline_status};
 use crate::query::time::{GroupBy, Tz};
-use crate::query::{self, Filter, Metrics, QueryError, SearchResult, SessionList, SessionSummary, ToolStats};
+use crate::query::{
+    self, Filter, Metrics, QueryError, SearchResult, SessionList, SessionSummary, ToolStats,
+};
 use crate::queue::Queue;
 
 /// What the tools need: where the database is, Redis for metrics and status, the privacy mode.
@@ -106,14 +108,18 @@ fn filter(
 
 fn err(e: QueryError) -> String {
     match e {
-        QueryError::Sqlite(s) => format!("the telemetry database could not answer ({s}); check 'blueplane status'"),
+        QueryError::Sqlite(s) => {
+            format!("the telemetry database could not answer ({s}); check 'blueplane status'")
+        }
         other => other.to_string(),
     }
 }
 
 impl Telemetry {
     pub fn new(state: State) -> Telemetry {
-        Telemetry { state: Arc::new(state) }
+        Telemetry {
+            state: Arc::new(state),
+        }
     }
 
     fn reader(&self) -> Result<rusqlite::Connection, String> {
@@ -124,19 +130,44 @@ impl Telemetry {
 #[tool_router]
 impl Telemetry {
     /// List coding-assistant sessions (most recent first) with tokens, cost, prompts, tool calls and errors.
-    #[tool(annotations(title = "List sessions", read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
-    pub async fn list_sessions(&self, Parameters(a): Parameters<ListSessionsArgs>) -> Result<Json<SessionList>, String> {
+    #[tool(annotations(
+        title = "List sessions",
+        read_only_hint = true,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    pub async fn list_sessions(
+        &self,
+        Parameters(a): Parameters<ListSessionsArgs>,
+    ) -> Result<Json<SessionList>, String> {
         let conn = self.reader()?;
         let tz = Tz::local();
-        let f = filter(&tz, a.since.as_deref(), a.until.as_deref(), a.platform, a.project).map_err(err)?;
-        tokio::task::block_in_place(|| query::list_sessions(&conn, &f, a.limit, a.cursor.as_deref()))
-            .map(Json)
-            .map_err(err)
+        let f = filter(
+            &tz,
+            a.since.as_deref(),
+            a.until.as_deref(),
+            a.platform,
+            a.project,
+        )
+        .map_err(err)?;
+        tokio::task::block_in_place(|| {
+            query::list_sessions(&conn, &f, a.limit, a.cursor.as_deref())
+        })
+        .map(Json)
+        .map_err(err)
     }
 
     /// One session in detail: totals, tools used with error counts, sub-agents, first prompt.
-    #[tool(annotations(title = "Session summary", read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
-    pub async fn get_session_summary(&self, Parameters(a): Parameters<SessionArgs>) -> Result<Json<SessionSummary>, String> {
+    #[tool(annotations(
+        title = "Session summary",
+        read_only_hint = true,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    pub async fn get_session_summary(
+        &self,
+        Parameters(a): Parameters<SessionArgs>,
+    ) -> Result<Json<SessionSummary>, String> {
         let conn = self.reader()?;
         tokio::task::block_in_place(|| query::session_summary(&conn, &a.session_id))
             .map(Json)
@@ -144,11 +175,26 @@ impl Telemetry {
     }
 
     /// Tokens, cost (USD), sessions, responses and tool calls grouped by day, week (Monday), month, model, project, platform or session.
-    #[tool(annotations(title = "Usage metrics", read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
-    pub async fn get_metrics(&self, Parameters(a): Parameters<MetricsArgs>) -> Result<Json<Metrics>, String> {
+    #[tool(annotations(
+        title = "Usage metrics",
+        read_only_hint = true,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    pub async fn get_metrics(
+        &self,
+        Parameters(a): Parameters<MetricsArgs>,
+    ) -> Result<Json<Metrics>, String> {
         let tz = Tz::parse(a.timezone.as_deref()).map_err(err)?;
         let group_by = GroupBy::parse(a.group_by.as_deref().unwrap_or("day")).map_err(err)?;
-        let f = filter(&tz, a.since.as_deref(), a.until.as_deref(), a.platform, a.project).map_err(err)?;
+        let f = filter(
+            &tz,
+            a.since.as_deref(),
+            a.until.as_deref(),
+            a.platform,
+            a.project,
+        )
+        .map_err(err)?;
         f.check().map_err(err)?;
         let buckets = match self.state.queue.as_ref() {
             Some(q) => match query::metric_buckets(&mut q.conn(), &f, group_by).await {
@@ -167,32 +213,77 @@ impl Telemetry {
     }
 
     /// Full-text search over prompts and assistant prose; most relevant first.
-    #[tool(annotations(title = "Search conversations", read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
-    pub async fn search_conversations(&self, Parameters(a): Parameters<SearchArgs>) -> Result<Json<SearchResult>, String> {
+    #[tool(annotations(
+        title = "Search conversations",
+        read_only_hint = true,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    pub async fn search_conversations(
+        &self,
+        Parameters(a): Parameters<SearchArgs>,
+    ) -> Result<Json<SearchResult>, String> {
         let conn = self.reader()?;
         let tz = Tz::local();
-        let f = filter(&tz, a.since.as_deref(), a.until.as_deref(), a.platform, a.project).map_err(err)?;
+        let f = filter(
+            &tz,
+            a.since.as_deref(),
+            a.until.as_deref(),
+            a.platform,
+            a.project,
+        )
+        .map_err(err)?;
         tokio::task::block_in_place(|| {
-            query::search(&conn, &a.query, &f, a.limit, a.cursor.as_deref(), self.state.privacy)
+            query::search(
+                &conn,
+                &a.query,
+                &f,
+                a.limit,
+                a.cursor.as_deref(),
+                self.state.privacy,
+            )
         })
         .map(Json)
         .map_err(err)
     }
 
     /// Calls, errors and error rate per tool (Bash, Edit, MCP tools, ...), most used first.
-    #[tool(annotations(title = "Tool statistics", read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
-    pub async fn get_tool_stats(&self, Parameters(a): Parameters<ToolStatsArgs>) -> Result<Json<ToolStats>, String> {
+    #[tool(annotations(
+        title = "Tool statistics",
+        read_only_hint = true,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    pub async fn get_tool_stats(
+        &self,
+        Parameters(a): Parameters<ToolStatsArgs>,
+    ) -> Result<Json<ToolStats>, String> {
         let conn = self.reader()?;
         let tz = Tz::local();
-        let f = filter(&tz, a.since.as_deref(), a.until.as_deref(), a.platform, a.project).map_err(err)?;
+        let f = filter(
+            &tz,
+            a.since.as_deref(),
+            a.until.as_deref(),
+            a.platform,
+            a.project,
+        )
+        .map_err(err)?;
         tokio::task::block_in_place(|| query::tool_stats(&conn, &f))
             .map(Json)
             .map_err(err)
     }
 
     /// Health of the ingestion pipeline: queue depth, consumer lag, dead letters, last event per source, capture lease holder, data freshness.
-    #[tool(annotations(title = "Pipeline status", read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
-    pub async fn get_pipeline_status(&self, Parameters(_a): Parameters<NoArgs>) -> Result<Json<PipelineStatus>, String> {
+    #[tool(annotations(
+        title = "Pipeline status",
+        read_only_hint = true,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    pub async fn get_pipeline_status(
+        &self,
+        Parameters(_a): Parameters<NoArgs>,
+    ) -> Result<Json<PipelineStatus>, String> {
         pipeline_status(&self.state.db, self.state.queue.as_ref())
             .await
             .map(Json)

@@ -228,7 +228,12 @@ fn offset_cursor(cursor: Option<&str>) -> Result<i64> {
 ///
 /// # Errors
 /// Invalid arguments or SQLite errors.
-pub fn list_sessions(conn: &Connection, f: &Filter, limit: Option<i64>, cursor: Option<&str>) -> Result<SessionList> {
+pub fn list_sessions(
+    conn: &Connection,
+    f: &Filter,
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> Result<SessionList> {
     f.check()?;
     let limit = limit_of(limit, 50)?;
     let offset = offset_cursor(cursor)?;
@@ -362,7 +367,14 @@ fn fill_sessions(conn: &Connection, base: Vec<BaseSession>) -> Result<Vec<Sessio
             let title = b.title.or_else(|| {
                 b.first_prompt
                     .as_ref()
-                    .map(|p| p.lines().next().unwrap_or("").chars().take(80).collect::<String>())
+                    .map(|p| {
+                        p.lines()
+                            .next()
+                            .unwrap_or("")
+                            .chars()
+                            .take(80)
+                            .collect::<String>()
+                    })
                     .filter(|t| !t.is_empty())
             });
             Session {
@@ -488,7 +500,9 @@ fn row(key: String, c: &Counters, sessions: i64) -> MetricsRow {
 
 fn bucket_range(f: &Filter) -> (i64, i64) {
     let lo = f.since.map_or(0, metrics::bucket_of);
-    let hi = f.until.map_or(i64::MAX / metrics::BUCKET_MS - 1, |u| metrics::bucket_of(u - 1));
+    let hi = f.until.map_or(i64::MAX / metrics::BUCKET_MS - 1, |u| {
+        metrics::bucket_of(u - 1)
+    });
     (lo, hi)
 }
 
@@ -555,7 +569,11 @@ pub fn get_metrics(
     })
 }
 
-fn metrics_by_dimension(conn: &Connection, f: &Filter, group_by: GroupBy) -> Result<(Vec<MetricsRow>, MetricsTotals)> {
+fn metrics_by_dimension(
+    conn: &Connection,
+    f: &Filter,
+    group_by: GroupBy,
+) -> Result<(Vec<MetricsRow>, MetricsTotals)> {
     let col = match group_by {
         GroupBy::Model => "coalesce(model, '(unknown)')",
         GroupBy::Project => "coalesce(project_path, '(unknown)')",
@@ -580,9 +598,14 @@ fn metrics_by_dimension(conn: &Connection, f: &Filter, group_by: GroupBy) -> Res
         add(" AND platform = ?", p.clone().into());
     }
     if let Some(p) = &f.project {
-        add(" AND instr(coalesce(project_path, ''), ?) > 0", p.clone().into());
+        add(
+            " AND instr(coalesce(project_path, ''), ?) > 0",
+            p.clone().into(),
+        );
     }
-    let tc_where = wh.replace("ts >=", "coalesce(started_at, finished_at) >=").replace("ts <", "coalesce(started_at, finished_at) <");
+    let tc_where = wh
+        .replace("ts >=", "coalesce(started_at, finished_at) >=")
+        .replace("ts <", "coalesce(started_at, finished_at) <");
     let mut acc: BTreeMap<String, (Counters, BTreeSet<(String, String)>)> = BTreeMap::new();
     let mut all: (Counters, BTreeSet<(String, String)>) = Default::default();
     {
@@ -626,8 +649,15 @@ fn metrics_by_dimension(conn: &Connection, f: &Filter, group_by: GroupBy) -> Res
             all.0.add(&c);
         }
     }
-    let mut rows: Vec<MetricsRow> = acc.into_iter().map(|(k, (c, s))| row(k, &c, s.len() as i64)).collect();
-    rows.sort_by(|a, b| b.cost_usd.total_cmp(&a.cost_usd).then_with(|| a.key.cmp(&b.key)));
+    let mut rows: Vec<MetricsRow> = acc
+        .into_iter()
+        .map(|(k, (c, s))| row(k, &c, s.len() as i64))
+        .collect();
+    rows.sort_by(|a, b| {
+        b.cost_usd
+            .total_cmp(&a.cost_usd)
+            .then_with(|| a.key.cmp(&b.key))
+    });
     let t = row(String::new(), &all.0, all.1.len() as i64);
     Ok((
         rows,
@@ -698,10 +728,16 @@ pub fn fts_query(q: &str) -> Result<String> {
         }
     }
     // Operators need terms on both sides.
-    while out.first().is_some_and(|t| matches!(t.as_str(), "OR" | "AND" | "NOT")) {
+    while out
+        .first()
+        .is_some_and(|t| matches!(t.as_str(), "OR" | "AND" | "NOT"))
+    {
         out.remove(0);
     }
-    while out.last().is_some_and(|t| matches!(t.as_str(), "OR" | "AND" | "NOT")) {
+    while out
+        .last()
+        .is_some_and(|t| matches!(t.as_str(), "OR" | "AND" | "NOT"))
+    {
         out.pop();
     }
     if out.is_empty() {
@@ -772,17 +808,20 @@ pub fn search(
         })
         .map_err(|e| match e {
             rusqlite::Error::SqliteFailure(_, Some(m)) if m.contains("fts5") => {
-                QueryError::Invalid(format!("the search query is not valid ({m}): use plain words or \"quoted phrases\""))
+                QueryError::Invalid(format!(
+                    "the search query is not valid ({m}): use plain words or \"quoted phrases\""
+                ))
             }
             e => QueryError::Sqlite(e),
         })?;
     let next_cursor = (hits.len() as i64 > limit).then(|| format!("o:{}", offset + limit));
     hits.truncate(limit as usize);
-    let notice = (hits.is_empty() && privacy == crate::capture::privacy::PrivacyMode::Metadata).then(|| {
-        "privacy mode is 'metadata': no message text is stored, so there is nothing to search. \
+    let notice = (hits.is_empty() && privacy == crate::capture::privacy::PrivacyMode::Metadata)
+        .then(|| {
+            "privacy mode is 'metadata': no message text is stored, so there is nothing to search. \
          Set privacy.mode = \"standard\" in $BLUEPLANE_HOME/config.toml to keep prompts and prose."
-            .to_string()
-    });
+                .to_string()
+        });
     Ok(SearchResult {
         hits,
         next_cursor,
@@ -826,7 +865,11 @@ pub fn tool_stats(conn: &Connection, f: &Filter) -> Result<ToolStats> {
                 name: r.get(0)?,
                 calls,
                 errors,
-                error_rate: if calls > 0 { errors as f64 / calls as f64 } else { 0.0 },
+                error_rate: if calls > 0 {
+                    errors as f64 / calls as f64
+                } else {
+                    0.0
+                },
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -840,7 +883,10 @@ mod tests {
     #[test]
     fn fts_query_quotes_words_and_keeps_phrases() {
         assert_eq!(fts_query("retry budget").unwrap(), "\"retry\" \"budget\"");
-        assert_eq!(fts_query("\"retry budget\" OR x*").unwrap(), "\"retry budget\" OR \"x\"*");
+        assert_eq!(
+            fts_query("\"retry budget\" OR x*").unwrap(),
+            "\"retry budget\" OR \"x\"*"
+        );
         assert_eq!(fts_query("retry-budget").unwrap(), "\"retry-budget\"");
         assert!(fts_query("\"open").is_err());
         assert!(fts_query("   ").is_err());

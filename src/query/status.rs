@@ -38,12 +38,16 @@ pub struct PipelineStatus {
 ///
 /// # Errors
 /// SQLite errors.
-pub async fn pipeline_status(db: &std::path::Path, queue: Option<&Queue>) -> Result<PipelineStatus, super::QueryError> {
+pub async fn pipeline_status(
+    db: &std::path::Path,
+    queue: Option<&Queue>,
+) -> Result<PipelineStatus, super::QueryError> {
     let redis = match queue {
         Some(q) => Some(redis_part(q).await),
         None => None,
     };
-    let conn = crate::store::open_reader(db).map_err(|e| super::QueryError::Invalid(e.to_string()))?;
+    let conn =
+        crate::store::open_reader(db).map_err(|e| super::QueryError::Invalid(e.to_string()))?;
     sqlite_part(&conn, redis)
 }
 
@@ -75,8 +79,9 @@ fn sqlite_part(
     conn: &Connection,
     redis: Option<Result<RedisPart, queue::QueueError>>,
 ) -> Result<PipelineStatus, super::QueryError> {
-    let (fast, slow, newest, sessions): (i64, i64, Option<i64>, i64) = tokio::task::block_in_place(|| {
-        conn.query_row(
+    let (fast, slow, newest, sessions): (i64, i64, Option<i64>, i64) =
+        tokio::task::block_in_place(|| {
+            conn.query_row(
             "SELECT coalesce((SELECT value FROM pipeline_state WHERE key = 'fast_path_seq'), 0),
                     coalesce((SELECT value FROM pipeline_state WHERE key = 'slow_path_seq'), 0),
                     (SELECT max(ended_at) FROM sessions),
@@ -84,7 +89,7 @@ fn sqlite_part(
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
-    })?;
+        })?;
     let mut st = PipelineStatus {
         redis: "not connected".into(),
         queue_depth: None,

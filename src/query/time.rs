@@ -114,7 +114,9 @@ impl Tz {
     fn local_ms(&self, naive: NaiveDateTime) -> Option<i64> {
         // A gap (DST jump) resolves to the later instant, a fold to the earlier one.
         match self.0.from_local_datetime(&naive) {
-            chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => Some(t.timestamp_millis()),
+            chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
+                Some(t.timestamp_millis())
+            }
             chrono::LocalResult::None => self
                 .0
                 .from_local_datetime(&(naive + chrono::Duration::hours(1)))
@@ -132,7 +134,8 @@ impl Tz {
     /// [`QueryError::Invalid`] naming the accepted forms.
     pub fn parse_bound(&self, s: &str, is_until: bool) -> Result<i64, QueryError> {
         let s = s.trim();
-        let date = NaiveDate::parse_from_str(s, "%Y-%m-%d").or_else(|_| NaiveDate::parse_from_str(s, "%Y%m%d"));
+        let date = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .or_else(|_| NaiveDate::parse_from_str(s, "%Y%m%d"));
         let ms = if let Ok(d) = date {
             let d = if is_until { d.succ_opt() } else { Some(d) };
             d.and_then(|d| self.local_midnight(d))
@@ -160,7 +163,9 @@ mod tests {
     #[test]
     fn keys_in_half_and_quarter_hour_zones() {
         // 2026-01-09T18:20Z is 23:50 in Kolkata (+05:30) and 00:05 next day in Kathmandu (+05:45).
-        let ms = chrono::DateTime::parse_from_rfc3339("2026-01-09T18:20:00Z").unwrap().timestamp_millis();
+        let ms = chrono::DateTime::parse_from_rfc3339("2026-01-09T18:20:00Z")
+            .unwrap()
+            .timestamp_millis();
         let kolkata = Tz::parse(Some("Asia/Kolkata")).unwrap();
         let kathmandu = Tz::parse(Some("Asia/Kathmandu")).unwrap();
         assert_eq!(kolkata.key(ms, GroupBy::Day), "2026-01-09");
@@ -179,7 +184,10 @@ mod tests {
         let a = utc.parse_bound("2026-01-09", false).unwrap();
         let b = utc.parse_bound("20260109", true).unwrap();
         assert_eq!(b - a, 86_400_000);
-        assert_eq!(utc.parse_bound("2026-01-09T10:00:00Z", false).unwrap(), a + 36_000_000);
+        assert_eq!(
+            utc.parse_bound("2026-01-09T10:00:00Z", false).unwrap(),
+            a + 36_000_000
+        );
         assert!(utc.parse_bound("yesterday", false).is_err());
         assert!(Tz::parse(Some("Mars/Olympus")).is_err());
     }

@@ -43,7 +43,9 @@ pub const DLQ_MAXLEN: usize = 100_000;
 #[non_exhaustive]
 pub enum QueueError {
     /// Redis could not be reached or dropped the connection: retry with backoff.
-    #[error("redis is unreachable ({0}); is it running? see 'blueplane redis status' or check REDIS_URL")]
+    #[error(
+        "redis is unreachable ({0}); is it running? see 'blueplane redis status' or check REDIS_URL"
+    )]
     Unavailable(#[source] redis::RedisError),
     /// Redis answered with an error or an unexpected reply.
     #[error("redis error: {0}")]
@@ -307,7 +309,13 @@ impl Queue {
     ///
     /// # Errors
     /// When Redis fails; the entries stay pending and will be delivered again.
-    pub async fn ack(&self, stream: &str, group: &str, ids: &[String], cdc_seq: Option<i64>) -> Result<()> {
+    pub async fn ack(
+        &self,
+        stream: &str,
+        group: &str,
+        ids: &[String],
+        cdc_seq: Option<i64>,
+    ) -> Result<()> {
         if ids.is_empty() && cdc_seq.is_none() {
             return Ok(());
         }

@@ -46,11 +46,21 @@ pub fn derive(
         return Ok(());
     };
     let agent_id = v.get("agentId").and_then(Value::as_str);
-    let sidechain = v.get("isSidechain").and_then(Value::as_bool).unwrap_or(false);
-    let cwd = v.get("cwd").and_then(Value::as_str).filter(|s| !s.is_empty());
+    let sidechain = v
+        .get("isSidechain")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let cwd = v
+        .get("cwd")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
     match rec.kind {
         "summary" => {
-            if let Some(s) = v.get("summary").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            if let Some(s) = v
+                .get("summary")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            {
                 tx.execute(
                     "UPDATE sessions SET title = ?2 WHERE session_id = ?1 AND title IS NULL",
                     params![session_id, s],
@@ -137,7 +147,10 @@ fn touch_session(
         return Ok(());
     };
     let version = v.get("version").and_then(Value::as_str);
-    let branch = v.get("gitBranch").and_then(Value::as_str).filter(|s| !s.is_empty());
+    let branch = v
+        .get("gitBranch")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
     tx.prepare_cached(
         "INSERT INTO sessions (session_id, platform, project_path, started_at, ended_at, version, git_branch)
          VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)
@@ -207,7 +220,11 @@ fn insert_message(
     Ok(())
 }
 
-fn derive_user(tx: &Transaction<'_>, c: &Ctx<'_>, dirty: &mut BTreeSet<i64>) -> rusqlite::Result<()> {
+fn derive_user(
+    tx: &Transaction<'_>,
+    c: &Ctx<'_>,
+    dirty: &mut BTreeSet<i64>,
+) -> rusqlite::Result<()> {
     let v = c.rec.value;
     let Some(content) = v.get("message").and_then(|m| m.get("content")) else {
         return Ok(());
@@ -241,12 +258,15 @@ fn derive_user(tx: &Transaction<'_>, c: &Ctx<'_>, dirty: &mut BTreeSet<i64>) -> 
         return Ok(());
     };
     let meta = v.get("isMeta").and_then(Value::as_bool).unwrap_or(false)
-        || v.get("isCompactSummary").and_then(Value::as_bool).unwrap_or(false)
-        || v.get("isVisibleInTranscriptOnly").and_then(Value::as_bool).unwrap_or(false);
+        || v.get("isCompactSummary")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+        || v.get("isVisibleInTranscriptOnly")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
     let trimmed = text.trim_start();
-    let is_prompt = !meta
-        && !c.sidechain
-        && !NOT_PROMPT_PREFIXES.iter().any(|p| trimmed.starts_with(p));
+    let is_prompt =
+        !meta && !c.sidechain && !NOT_PROMPT_PREFIXES.iter().any(|p| trimmed.starts_with(p));
     // Prompts count even when the privacy mode left no text (metadata mode).
     let has_content = !text.trim().is_empty() || matches!(content, Value::String(_));
     if !has_content {
@@ -268,14 +288,18 @@ fn size_meta(content: &Value) -> String {
     match content {
         // Already a {chars, lines} summary (standard/metadata mode).
         Value::Object(_) => content.to_string(),
-        Value::String(s) => serde_json::json!({"chars": s.len(), "lines": s.lines().count()}).to_string(),
+        Value::String(s) => {
+            serde_json::json!({"chars": s.len(), "lines": s.lines().count()}).to_string()
+        }
         other => serde_json::json!({"chars": other.to_string().len()}).to_string(),
     }
 }
 
 fn tool_call_bucket(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<i64>> {
     Ok(tx
-        .prepare_cached("SELECT coalesce(started_at, finished_at) FROM tool_calls WHERE tool_use_id = ?1")?
+        .prepare_cached(
+            "SELECT coalesce(started_at, finished_at) FROM tool_calls WHERE tool_use_id = ?1",
+        )?
         .query_row([id], |r| r.get::<_, Option<i64>>(0))
         .optional()?
         .flatten()
@@ -368,8 +392,12 @@ fn usage_entry(v: &Value) -> Option<UsageEntry<'_>> {
     let cache_creation = num("cache_creation_input_tokens");
     let (c5, c1) = match usage.get("cache_creation").and_then(Value::as_object) {
         Some(cc) => (
-            cc.get("ephemeral_5m_input_tokens").and_then(Value::as_u64).unwrap_or(0),
-            cc.get("ephemeral_1h_input_tokens").and_then(Value::as_u64).unwrap_or(0),
+            cc.get("ephemeral_5m_input_tokens")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+            cc.get("ephemeral_1h_input_tokens")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
         ),
         None => (cache_creation, 0),
     };
@@ -399,7 +427,10 @@ fn non_empty(o: Option<&Value>) -> Option<&str> {
 fn looks_like_semver(s: &str) -> bool {
     let core = s.split(['-', '+']).next().unwrap_or("");
     let parts: Vec<&str> = core.split('.').collect();
-    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn upsert_response(
@@ -446,7 +477,8 @@ fn upsert_response(
         .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?;
     if let Some((old_side, old_total, old_speed, old_ts)) = existing {
-        let replace = (!c.sidechain && old_side == 1) || total > old_total || (u.has_speed && old_speed == 0);
+        let replace =
+            (!c.sidechain && old_side == 1) || total > old_total || (u.has_speed && old_speed == 0);
         if !replace {
             return Ok(());
         }
@@ -455,7 +487,10 @@ fn upsert_response(
     let (cost, priced) = match u.cost_usd {
         // ccusage's default ("auto") mode uses a record's own costUSD when it has one.
         Some(usd) => ((usd * 1e12).round() as i64, true),
-        None => match u.model.and_then(|m| PriceTable::embedded().cost_pusd(m, &u.usage)) {
+        None => match u
+            .model
+            .and_then(|m| PriceTable::embedded().cost_pusd(m, &u.usage))
+        {
             Some(p) => (p, true),
             None => (0, false),
         },

@@ -119,7 +119,10 @@ pub fn compute_range(
     filter: &SqlFilter,
 ) -> rusqlite::Result<BTreeMap<i64, BucketAgg>> {
     let mut out: BTreeMap<i64, BucketAgg> = BTreeMap::new();
-    let (from, to) = (lo.saturating_mul(BUCKET_MS), hi.saturating_add(1).saturating_mul(BUCKET_MS));
+    let (from, to) = (
+        lo.saturating_mul(BUCKET_MS),
+        hi.saturating_add(1).saturating_mul(BUCKET_MS),
+    );
     let platform = filter.platform.as_deref();
     let project = filter.project.as_deref();
     {
@@ -274,7 +277,10 @@ pub async fn read_buckets(
             };
             for (k, v) in fields {
                 if let Some((platform, name)) = k.split_once('|') {
-                    agg.platforms.entry(platform.to_string()).or_default().set(name, v);
+                    agg.platforms
+                        .entry(platform.to_string())
+                        .or_default()
+                        .set(name, v);
                 }
             }
             for m in members {
@@ -366,7 +372,13 @@ pub async fn rebuild(
     redis: &mut ConnectionManager,
 ) -> Result<usize, crate::slow_path::SlowPathError> {
     // Drop what Redis has, then mark every bucket with data dirty and flush.
-    let old: Vec<i64> = redis::cmd("ZRANGE").arg(IDX).arg(0).arg(-1).query_async(redis).await.map_err(QueueError::from)?;
+    let old: Vec<i64> = redis::cmd("ZRANGE")
+        .arg(IDX)
+        .arg(0)
+        .arg(-1)
+        .query_async(redis)
+        .await
+        .map_err(QueueError::from)?;
     for chunk in old.chunks(1000) {
         let mut p = redis::pipe();
         for &b in chunk {

@@ -43,6 +43,9 @@ impl From<rusqlite::Error> for SlowPathError {
     }
 }
 
+/// seq, id, platform, kind, session id, timestamp, compressed payload.
+type RawRow = (i64, String, String, String, Option<String>, Option<i64>, Vec<u8>);
+
 /// Derives up to `limit` raw rows after the watermark in one transaction.
 /// Returns (rows derived, watermark after).
 ///
@@ -50,19 +53,26 @@ impl From<rusqlite::Error> for SlowPathError {
 /// SQLite errors; nothing is committed then.
 pub fn process_round(conn: &mut Connection, limit: usize) -> rusqlite::Result<(usize, i64)> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let watermark: i64 = tx
-        .query_row(
-            "SELECT coalesce((SELECT value FROM pipeline_state WHERE key = 'slow_path_seq'), 0)",
-            [],
-            |r| r.get(0),
-        )?;
-    let rows: Vec<(i64, String, String, String, Option<String>, Option<i64>, Vec<u8>)> = tx
+    let watermark: i64 = tx.query_row(
+        "SELECT coalesce((SELECT value FROM pipeline_state WHERE key = 'slow_path_seq'), 0)",
+        [],
+        |r| r.get(0),
+    )?;
+    let rows: Vec<RawRow> = tx
         .prepare_cached(
             "SELECT seq, id, platform, kind, session_id, ts, payload FROM raw_traces
              WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )?
         .query_map(params![watermark, limit as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
         })?
         .collect::<rusqlite::Result<_>>()?;
     let Some(last) = rows.last().map(|r| r.0) else {
@@ -96,7 +106,8 @@ pub fn process_round(conn: &mut Connection, limit: usize) -> rusqlite::Result<(u
         }
     }
     {
-        let mut mark = tx.prepare_cached("INSERT OR IGNORE INTO dirty_buckets (bucket) VALUES (?1)")?;
+        let mut mark =
+            tx.prepare_cached("INSERT OR IGNORE INTO dirty_buckets (bucket) VALUES (?1)")?;
         for b in &dirty {
             mark.execute([b])?;
         }
@@ -114,7 +125,10 @@ pub fn process_round(conn: &mut Connection, limit: usize) -> rusqlite::Result<(u
 ///
 /// # Errors
 /// SQLite or Redis failures.
-pub async fn catch_up(conn: &mut Connection, redis: &mut ConnectionManager) -> Result<usize, SlowPathError> {
+pub async fn catch_up(
+    conn: &mut Connection,
+    redis: &mut ConnectionManager,
+) -> Result<usize, SlowPathError> {
     let mut total = 0;
     loop {
         let (n, _) = tokio::task::block_in_place(|| process_round(conn, ROUND))?;
@@ -138,7 +152,11 @@ pub struct SlowPath {
 impl SlowPath {
     /// # Errors
     /// When Redis or the database cannot be opened.
-    pub async fn new(queue: Queue, db: &std::path::Path, consumer: String) -> Result<SlowPath, SlowPathError> {
+    pub async fn new(
+        queue: Queue,
+        db: &std::path::Path,
+        consumer: String,
+    ) -> Result<SlowPath, SlowPathError> {
         let reader = queue.blocking(Duration::from_secs(1)).await?;
         let conn = crate::store::open_writer(db)?;
         Ok(SlowPath {
@@ -171,7 +189,11 @@ impl SlowPath {
                         tracing::trace!(rows = n, "Derived");
                     }
                     backoff = Duration::from_millis(100);
-                    if let Err(e) = self.queue.ack(queue::CDC, queue::SLOW_GROUP, &ids, None).await {
+                    if let Err(e) = self
+                        .queue
+                        .ack(queue::CDC, queue::SLOW_GROUP, &ids, None)
+                        .await
+                    {
                         tracing::debug!(error = %e, "Cannot acknowledge change feed");
                     }
                 }

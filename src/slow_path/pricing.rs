@@ -1035,273 +1035,83 @@ mod tests {
         assert_eq!(pusd_to_usd(1_234_567 * USD + USD / 100), 1_234_567.01);
     }
 
-    /// One de-duplicated response of the fixture trees (the copy ccusage keeps),
-    /// our exact cost, and ccusage 20.0.24's `--mode calculate` cost for it
-    /// (one line per day in tests/data/ccusage-oracle/probe, see its README).
-    /// The claude-code-log lines are counted by ccusage only once re-serialized
-    /// without spaces (the `ccl-compact` tree); in the original files ccusage
-    /// skips all but `dag_compact_after_rewind.jsonl`.
-    type FixtureLine = (
-        &'static str,
-        &'static str,
-        &'static str,
-        TokenUsage,
-        i64,
-        f64,
-    );
+    /// One de-duplicated response of each fixture tree (the copy ccusage
+    /// keeps), our exact cost in pUSD, and ccusage 20.0.24's `--mode calculate`
+    /// cost for that line in USD (from the probe: one line per day, see
+    /// tests/data/ccusage-oracle/README.md). ccusage counts the `ccl-spaced`
+    /// lines only once re-serialized without spaces (its `ccl-compact` tree).
+    /// Columns: tree, message id, model, input, output, 5m writes, 1h writes,
+    /// reads, speed, blueplane pUSD, ccusage USD.
+    const FIXTURE_LINES: &str = "\
+    ccusage     msg-alpha-1                   claude-sonnet-4-20250514    100   50   25     0      10      -     1146750000    0.0011467500000000002
+    ccusage     msg-alpha-2                   claude-opus-4-20250514      200   75   50     0      20      fast  9592500000    0.009592500000000002
+    ccusage     msg-alpha-3                   claude-sonnet-4-20250514    300   125  0      0      40      -     2787000000    0.002787
+    ccusage     msg-beta-1                    claude-haiku-4-5-20251001   50    25   5      0      15      -     182750000     0.00018275
+    ccusage     msg-beta-2                    claude-haiku-4-5-20251001   80    35   10     0      25      -     270000000     0.00027
+    ccl-dag     msg_a1                        claude-sonnet-4-20250514    10    5    0      0      0       -     105000000     0.000105
+    ccl-dag     msg_b1a                       claude-sonnet-4-20250514    10    5    0      0      0       -     105000000     0.000105
+    ccl-dag     msg_b2a                       claude-sonnet-4-20250514    10    5    0      0      0       -     105000000     0.000105
+    ccl-dag     msg_b2a2                      claude-sonnet-4-20250514    10    5    0      0      0       -     105000000     0.000105
+    ccl-dag     msg_p1a                       claude-sonnet-4-20250514    10    5    0      0      0       -     105000000     0.000105
+    ccl-spaced  msg_sc-a1                     claude-haiku-4-5-20251001   120   40   0      0      0       -     320000000     0.00031999999999999997
+    ccl-spaced  msg_sc-a2                     claude-haiku-4-5-20251001   120   40   0      0      0       -     320000000     0.00031999999999999997
+    ccl-spaced  msg_sc-a3                     claude-haiku-4-5-20251001   120   40   0      0      0       -     320000000     0.00031999999999999997
+    ccl-spaced  msg_sc-a4                     claude-haiku-4-5-20251001   120   40   0      0      0       -     320000000     0.00031999999999999997
+    ccl-spaced  msg_sc-a5                     claude-haiku-4-5-20251001   120   40   0      0      0       -     320000000     0.00031999999999999997
+    ccl-spaced  msg_showcol1-a1               claude-haiku-4-5-20251001   120   40   0      0      0       -     320000000     0.00031999999999999997
+    ccl-spaced  msg_002                       claude-3-sonnet-20240229    25    120  0      0      0       -     1875000000    0.001875
+    ccl-spaced  msg_004                       claude-3-sonnet-20240229    45    85   0      0      0       -     1410000000    0.00141
+    ccl-spaced  msg_006                       claude-3-sonnet-20240229    78    95   0      0      0       -     1659000000    0.001659
+    ccl-spaced  msg_008                       claude-3-sonnet-20240229    25    35   0      0      0       -     600000000     0.0006
+    ccl-spaced  msg_010                       claude-3-sonnet-20240229    45    110  0      0      0       -     1785000000    0.001785
+    spotter     msg_013a13makKr7N19Xg6cuFoeK  claude-opus-4-6             3     8    8681   0      164830  -     136886250000  0.13688625000000001
+    spotter     msg_01XnP8V9m3LNbxPnXbuinNKs  claude-sonnet-4-5-20250929  3     3    13838  0      0       -     51946500000   0.0519465
+    spotter     msg_01QUWJL4JqVhaSxqh4fsVEw3  claude-sonnet-4-5-20250929  2326  3    1598   0      13838   -     17166900000   0.0171669
+    spotter     msg_01QGx4ZWACvqLdKD387cHH6u  claude-sonnet-4-5-20250929  79    1    3378   0      15436   -     17550300000   0.0175503
+    spotter     msg_01MKH1ccEGrZGNPvu8pYiiQa  claude-opus-4-6             3     13   0      13835  11515   -     144447500000  0.1444475
+    spotter     msg_0167kgZUrgcT7dg7uZK7hVSg  claude-opus-4-6             3     27   0      7883   17915   -     88477500000   0.08847750000000001
+    spotter     msg_01NUXWeNeduGBJVib8gyo9kz  claude-opus-4-6             1     1    0      208    25798   -     15009000000   0.015009
+    spotter     msg_01LbyjvsALGe2gMsTgDSj7e6  claude-opus-4-6             3     11   0      8490   18014   -     94197000000   0.094197
+    spotter     msg_019BN3FRqb7NU4DgBN5jdsym  claude-opus-4-6             47    173  0      1115   26504   -     28962000000   0.028962
+";
+
+    struct FixtureLine {
+        tree: &'static str,
+        id: &'static str,
+        model: &'static str,
+        usage: TokenUsage,
+        pusd: i64,
+        ccusage_usd: f64,
+    }
 
     fn fixture_lines() -> Vec<FixtureLine> {
-        vec![
-            (
-                "ccusage",
-                "msg-alpha-1",
-                "claude-sonnet-4-20250514",
-                usage(100, 50, 25, 0, 10, false),
-                1_146_750_000,
-                0.0011467500000000002,
-            ),
-            (
-                "ccusage",
-                "msg-alpha-2",
-                "claude-opus-4-20250514",
-                usage(200, 75, 50, 0, 20, true),
-                9_592_500_000,
-                0.009592500000000002,
-            ),
-            (
-                "ccusage",
-                "msg-alpha-3",
-                "claude-sonnet-4-20250514",
-                usage(300, 125, 0, 0, 40, false),
-                2_787_000_000,
-                0.002787,
-            ),
-            (
-                "ccusage",
-                "msg-beta-1",
-                "claude-haiku-4-5-20251001",
-                usage(50, 25, 5, 0, 15, false),
-                182_750_000,
-                0.00018275,
-            ),
-            (
-                "ccusage",
-                "msg-beta-2",
-                "claude-haiku-4-5-20251001",
-                usage(80, 35, 10, 0, 25, false),
-                270_000_000,
-                0.00027,
-            ),
-            (
-                "ccl-dag",
-                "msg_a1",
-                "claude-sonnet-4-20250514",
-                usage(10, 5, 0, 0, 0, false),
-                105_000_000,
-                0.000105,
-            ),
-            (
-                "ccl-dag",
-                "msg_b1a",
-                "claude-sonnet-4-20250514",
-                usage(10, 5, 0, 0, 0, false),
-                105_000_000,
-                0.000105,
-            ),
-            (
-                "ccl-dag",
-                "msg_b2a",
-                "claude-sonnet-4-20250514",
-                usage(10, 5, 0, 0, 0, false),
-                105_000_000,
-                0.000105,
-            ),
-            (
-                "ccl-dag",
-                "msg_b2a2",
-                "claude-sonnet-4-20250514",
-                usage(10, 5, 0, 0, 0, false),
-                105_000_000,
-                0.000105,
-            ),
-            (
-                "ccl-dag",
-                "msg_p1a",
-                "claude-sonnet-4-20250514",
-                usage(10, 5, 0, 0, 0, false),
-                105_000_000,
-                0.000105,
-            ),
-            (
-                "ccl-spaced",
-                "msg_sc-a1",
-                "claude-haiku-4-5-20251001",
-                usage(120, 40, 0, 0, 0, false),
-                320_000_000,
-                0.00031999999999999997,
-            ),
-            (
-                "ccl-spaced",
-                "msg_sc-a2",
-                "claude-haiku-4-5-20251001",
-                usage(120, 40, 0, 0, 0, false),
-                320_000_000,
-                0.00031999999999999997,
-            ),
-            (
-                "ccl-spaced",
-                "msg_sc-a3",
-                "claude-haiku-4-5-20251001",
-                usage(120, 40, 0, 0, 0, false),
-                320_000_000,
-                0.00031999999999999997,
-            ),
-            (
-                "ccl-spaced",
-                "msg_sc-a4",
-                "claude-haiku-4-5-20251001",
-                usage(120, 40, 0, 0, 0, false),
-                320_000_000,
-                0.00031999999999999997,
-            ),
-            (
-                "ccl-spaced",
-                "msg_sc-a5",
-                "claude-haiku-4-5-20251001",
-                usage(120, 40, 0, 0, 0, false),
-                320_000_000,
-                0.00031999999999999997,
-            ),
-            (
-                "ccl-spaced",
-                "msg_showcol1-a1",
-                "claude-haiku-4-5-20251001",
-                usage(120, 40, 0, 0, 0, false),
-                320_000_000,
-                0.00031999999999999997,
-            ),
-            (
-                "ccl-spaced",
-                "msg_002",
-                "claude-3-sonnet-20240229",
-                usage(25, 120, 0, 0, 0, false),
-                1_875_000_000,
-                0.001875,
-            ),
-            (
-                "ccl-spaced",
-                "msg_004",
-                "claude-3-sonnet-20240229",
-                usage(45, 85, 0, 0, 0, false),
-                1_410_000_000,
-                0.00141,
-            ),
-            (
-                "ccl-spaced",
-                "msg_006",
-                "claude-3-sonnet-20240229",
-                usage(78, 95, 0, 0, 0, false),
-                1_659_000_000,
-                0.001659,
-            ),
-            (
-                "ccl-spaced",
-                "msg_008",
-                "claude-3-sonnet-20240229",
-                usage(25, 35, 0, 0, 0, false),
-                600_000_000,
-                0.0006,
-            ),
-            (
-                "ccl-spaced",
-                "msg_010",
-                "claude-3-sonnet-20240229",
-                usage(45, 110, 0, 0, 0, false),
-                1_785_000_000,
-                0.001785,
-            ),
-            (
-                "spotter",
-                "msg_013a13makKr7N19Xg6cuFoeK",
-                "claude-opus-4-6",
-                usage(3, 8, 8681, 0, 164_830, false),
-                136_886_250_000,
-                0.13688625000000001,
-            ),
-            (
-                "spotter",
-                "msg_01XnP8V9m3LNbxPnXbuinNKs",
-                "claude-sonnet-4-5-20250929",
-                usage(3, 3, 13_838, 0, 0, false),
-                51_946_500_000,
-                0.0519465,
-            ),
-            (
-                "spotter",
-                "msg_01QUWJL4JqVhaSxqh4fsVEw3",
-                "claude-sonnet-4-5-20250929",
-                usage(2326, 3, 1598, 0, 13_838, false),
-                17_166_900_000,
-                0.0171669,
-            ),
-            (
-                "spotter",
-                "msg_01QGx4ZWACvqLdKD387cHH6u",
-                "claude-sonnet-4-5-20250929",
-                usage(79, 1, 3378, 0, 15_436, false),
-                17_550_300_000,
-                0.0175503,
-            ),
-            (
-                "spotter",
-                "msg_01MKH1ccEGrZGNPvu8pYiiQa",
-                "claude-opus-4-6",
-                usage(3, 13, 0, 13_835, 11_515, false),
-                144_447_500_000,
-                0.1444475,
-            ),
-            (
-                "spotter",
-                "msg_0167kgZUrgcT7dg7uZK7hVSg",
-                "claude-opus-4-6",
-                usage(3, 27, 0, 7883, 17_915, false),
-                88_477_500_000,
-                0.08847750000000001,
-            ),
-            (
-                "spotter",
-                "msg_01NUXWeNeduGBJVib8gyo9kz",
-                "claude-opus-4-6",
-                usage(1, 1, 0, 208, 25_798, false),
-                15_009_000_000,
-                0.015009,
-            ),
-            (
-                "spotter",
-                "msg_01LbyjvsALGe2gMsTgDSj7e6",
-                "claude-opus-4-6",
-                usage(3, 11, 0, 8490, 18_014, false),
-                94_197_000_000,
-                0.094197,
-            ),
-            (
-                "spotter",
-                "msg_019BN3FRqb7NU4DgBN5jdsym",
-                "claude-opus-4-6",
-                usage(47, 173, 0, 1115, 26_504, false),
-                28_962_000_000,
-                0.028962,
-            ),
-        ]
+        FIXTURE_LINES
+            .lines()
+            .map(|line| {
+                let f: Vec<&'static str> = line.split_whitespace().collect();
+                assert_eq!(f.len(), 11, "{line}");
+                let n = |i: usize| f[i].parse::<u64>().expect("token count");
+                FixtureLine {
+                    tree: f[0],
+                    id: f[1],
+                    model: f[2],
+                    usage: usage(n(3), n(4), n(5), n(6), n(7), f[8] == "fast"),
+                    pusd: f[9].parse().expect("pUSD"),
+                    ccusage_usd: f[10].parse().expect("USD"),
+                }
+            })
+            .collect()
     }
 
     #[test]
     fn fixture_lines_match_ccusage_calculate_mode() {
         let table = PriceTable::embedded();
-        for (tree, id, model, u, expected, ccusage_usd) in fixture_lines() {
-            let cost = table.cost_pusd(model, &u);
-            assert_eq!(cost, Some(expected), "{tree} {id}");
-            assert_close(id, expected, ccusage_usd);
+        let lines = fixture_lines();
+        assert_eq!(lines.len(), 30);
+        for line in lines {
+            let cost = table.cost_pusd(line.model, &line.usage);
+            assert_eq!(cost, Some(line.pusd), "{} {}", line.tree, line.id);
+            assert_close(line.id, line.pusd, line.ccusage_usd);
         }
     }
 
@@ -1318,8 +1128,12 @@ mod tests {
         let sum = |trees: &[&str]| -> i64 {
             fixture_lines()
                 .into_iter()
-                .filter(|(tree, ..)| trees.contains(tree))
-                .map(|(_, _, model, u, ..)| table.cost_pusd(model, &u).expect("known model"))
+                .filter(|line| trees.contains(&line.tree))
+                .map(|line| {
+                    table
+                        .cost_pusd(line.model, &line.usage)
+                        .expect("known model")
+                })
                 .sum()
         };
         let reports = [
@@ -1385,13 +1199,18 @@ mod tests {
             .collect();
         let table = PriceTable::embedded();
         let mut compared = 0;
+        let mut still_different = Vec::new();
         for line in transcript.lines() {
             let line: Value = serde_json::from_str(line).expect("probe line is JSON");
             let model = line["message"]["model"].as_str().expect("model");
             let date = &line["timestamp"].as_str().expect("timestamp")[..10];
             let u = TokenUsage::from_api_usage(&line["message"]["usage"]);
             let ccusage_usd = by_date[date];
-            if KNOWN_DIFFERENCES.contains(&model) {
+            if let Some(&known) = KNOWN_DIFFERENCES.iter().find(|&&k| k == model) {
+                let ours = table.cost_pusd(model, &u).unwrap_or(0);
+                if ours.abs_diff(to_pusd(ccusage_usd)) > 1 && !still_different.contains(&known) {
+                    still_different.push(known);
+                }
                 continue;
             }
             match table.cost_pusd(model, &u) {
@@ -1404,5 +1223,10 @@ mod tests {
             compared += 1;
         }
         assert!(compared > 150, "only {compared} probe lines compared");
+        // A name that agrees again belongs back in the comparison.
+        let mut known = KNOWN_DIFFERENCES;
+        known.sort_unstable();
+        still_different.sort_unstable();
+        assert_eq!(still_different, known);
     }
 }

@@ -159,11 +159,16 @@ mod tests {
         let r = open_reader(&path).unwrap();
         let denied = |e: rusqlite::Error| {
             let s = e.to_string();
-            assert!(s.contains("not authorized") || s.contains("prohibited"), "{s}");
+            assert!(
+                s.contains("not authorized") || s.contains("prohibited"),
+                "{s}"
+            );
         };
         denied(
-            r.query_row("SELECT count(*) FROM raw_traces", [], |r| r.get::<_, i64>(0))
-                .unwrap_err(),
+            r.query_row("SELECT count(*) FROM raw_traces", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap_err(),
         );
         denied(
             r.query_row("SELECT payload FROM main.RAW_TRACES LIMIT 1", [], |r| {
@@ -186,6 +191,9 @@ mod tests {
         c.execute_batch("PRAGMA application_id = 7; CREATE TABLE x(a);")
             .unwrap();
         drop(c);
-        assert!(matches!(open_writer(&path), Err(StoreError::Foreign { .. })));
+        assert!(matches!(
+            open_writer(&path),
+            Err(StoreError::Foreign { .. })
+        ));
     }
 }
