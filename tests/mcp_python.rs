@@ -133,7 +133,7 @@ fn run_script(env: &Env, script: &str) {
     );
     match status {
         Some(s) if s.success() => {}
-        Some(s) if s.code() == Some(EXIT_CLIENT_MISSING) => panic!("{MISSING}: {}", err.trim()),
+        Some(s) if s.code() == Some(EXIT_CLIENT_MISSING) => panic!("{MISSING} ({})", err.trim()),
         Some(s) => panic!("{script} failed ({s}):\n{out}\n--- stderr ---\n{err}"),
         None => panic!(
             "{script} did not finish within {} s:\n{out}\n--- stderr ---\n{err}",

@@ -75,8 +75,37 @@ const TOOL_RESULT_KEYS: &[&str] = &[
     "code",
 ];
 
+/// Starts of user text that is a command, its output or a caveat, not a typed prompt.
+pub const NOT_PROMPT_PREFIXES: &[&str] = &[
+    "<command-name>",
+    "<command-message>",
+    "<local-command-stdout>",
+    "<local-command-stderr>",
+    "<local-command-caveat>",
+    "<bash-input>",
+    "<bash-stdout>",
+    "<bash-stderr>",
+    "[Request interrupted",
+];
+
+/// Set on user records whose text is a command (see [`NOT_PROMPT_PREFIXES`]): the slow path
+/// must tell prompts from commands even when the privacy mode removed the text.
+pub const COMMAND_FLAG: &str = "bpCommand";
+
 /// Filters one parsed Claude Code transcript record in place.
 pub fn filter_claude_record(v: &mut Value, mode: PrivacyMode) {
+    if v.get("type").and_then(Value::as_str) == Some("user") {
+        let text = v
+            .get("message")
+            .and_then(|m| m.get("content"))
+            .and_then(Value::as_str)
+            .map(str::trim_start);
+        if text.is_some_and(|t| NOT_PROMPT_PREFIXES.iter().any(|p| t.starts_with(p)))
+            && let Some(o) = v.as_object_mut()
+        {
+            o.insert(COMMAND_FLAG.into(), Value::Bool(true));
+        }
+    }
     if mode != PrivacyMode::Full {
         let kind = v
             .get("type")

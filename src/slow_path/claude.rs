@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::metrics::bucket_of;
 use super::pricing::{PriceTable, TokenUsage};
+use crate::capture::privacy::{COMMAND_FLAG, NOT_PROMPT_PREFIXES};
 
 /// One raw row as the slow path sees it.
 pub struct Record<'a> {
@@ -22,19 +23,6 @@ pub struct Record<'a> {
     pub ts: Option<i64>,
     pub value: &'a Value,
 }
-
-/// Tags that mark a user record as a command, its output or a caveat, not a prompt.
-const NOT_PROMPT_PREFIXES: &[&str] = &[
-    "<command-name>",
-    "<command-message>",
-    "<local-command-stdout>",
-    "<local-command-stderr>",
-    "<local-command-caveat>",
-    "<bash-input>",
-    "<bash-stdout>",
-    "<bash-stderr>",
-    "[Request interrupted",
-];
 
 pub fn derive(
     tx: &Transaction<'_>,
@@ -265,8 +253,12 @@ fn derive_user(
             .and_then(Value::as_bool)
             .unwrap_or(false);
     let trimmed = text.trim_start();
-    let is_prompt =
-        !meta && !c.sidechain && !NOT_PROMPT_PREFIXES.iter().any(|p| trimmed.starts_with(p));
+    let is_command = v
+        .get(COMMAND_FLAG)
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+        || NOT_PROMPT_PREFIXES.iter().any(|p| trimmed.starts_with(p));
+    let is_prompt = !meta && !c.sidechain && !is_command;
     // Prompts count even when the privacy mode left no text (metadata mode).
     let has_content = !text.trim().is_empty() || matches!(content, Value::String(_));
     if !has_content {

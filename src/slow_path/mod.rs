@@ -44,7 +44,15 @@ impl From<rusqlite::Error> for SlowPathError {
 }
 
 /// seq, id, platform, kind, session id, timestamp, compressed payload.
-type RawRow = (i64, String, String, String, Option<String>, Option<i64>, Vec<u8>);
+type RawRow = (
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    Vec<u8>,
+);
 
 /// Derives up to `limit` raw rows after the watermark in one transaction.
 /// Returns (rows derived, watermark after).

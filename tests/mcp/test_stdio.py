@@ -30,6 +30,7 @@ Prints one summary line and exits 1 on any failure.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import math
 import os
@@ -48,7 +49,7 @@ try:
     from mcp.client.stdio import stdio_client
     from mcp.shared.exceptions import MCPError
 except ImportError as _e:
-    print(f"Python mcp client missing ({_e}): run tools/test.sh (it creates .venv)", file=sys.stderr)
+    print(f"{sys.executable} cannot import the MCP client: {_e}", file=sys.stderr)
     sys.exit(EXIT_CLIENT_MISSING)
 
 TOOLS = {
@@ -289,11 +290,7 @@ async def check_metrics(c: Client) -> None:
         keys = [r["key"] for r in m.get("rows", [])]
         ck.eq(len(keys), len(set(keys)), f"get_metrics({g}) keys are unique")
         if g == "week":
-            import datetime as dt
-
-            ck.check(
-                all(dt.date.fromisoformat(k).weekday() == 0 for k in keys), f"week keys are Mondays: {keys}"
-            )
+            ck.check(all(dt.date.fromisoformat(k).weekday() == 0 for k in keys), f"week keys are Mondays: {keys}")
             ck.check("2026-02-09" in keys, f"week 2026-02-09 present: {keys}")
         elif g == "month":
             ck.eq(sorted(keys), ["2026-01", "2026-02"], "month keys")
@@ -369,7 +366,7 @@ async def check_sessions(c: Client) -> None:
         ck.check(isinstance(cursor, str) and cursor != "", f"next_cursor is a non-empty string: {cursor!r}")
     else:
         ck.check(False, "list_sessions pagination did not end within 50 pages")
-    ck.check(len(pages) >= 2 and pages[0] != pages[1] if len(pages) > 1 else False, f"list_sessions(limit=2) gives several pages: {pages}")
+    ck.check(len(pages) >= 2, f"list_sessions(limit=2) gives several pages: {pages}")
     ck.eq([i for p in pages for i in p], ids, "union of list_sessions pages = unpaged list (same order)")
     ck.eq(len(pages), math.ceil(N_SESSIONS / 2), "list_sessions(limit=2) page count")
 

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# The project's test command:  bash tools/test.sh [extra arguments for `cargo test`]
+#
+# On a fresh Debian machine it installs what the tests need, then runs formatting, lints and
+# every test:
+#   1. redis-server (apt-get) when it is not on PATH; the tests start private servers on unix
+#      sockets and never use a system Redis;
+#   2. .venv with the pinned Python test client (tools/requirements-test.txt: the official
+#      `mcp` SDK and jsonschema), skipped when already satisfied;
+#   3. cargo fmt --check, cargo clippy --all-targets --locked -D warnings, cargo test --locked
+#      (with BLUEPLANE_TEST_PYTHON = the venv's python, for tests/mcp_python.rs).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+REQS="$ROOT/tools/requirements-test.txt"
+
+step() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'tools/test.sh: %s\n' "$*" >&2; exit 1; }
+
+# Runs a command as root: directly when we are root, else through sudo.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        die "need root to run '$*' and sudo is not installed; install it or run as root"
+    fi
+}
+
+APT_UPDATED=0
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 ||
+        die "cannot install $* automatically (no apt-get); install it with your package manager"
+    local log
+    log=$(mktemp)
+    step "installing $* (apt-get)"
+    if [ "$APT_UPDATED" -eq 0 ]; then
+        if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$log" 2>&1; then
+            cat "$log" >&2
+            rm -f "$log"
+            die "apt-get update failed"
+        fi
+        APT_UPDATED=1
+    fi
+    if ! as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "$@" >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        die "apt-get install $* failed"
+    fi
+    rm -f "$log"
+}
+
+# --- 1. redis-server -------------------------------------------------------------------------
+if ! command -v redis-server >/dev/null 2>&1; then
+    apt_install redis-server
+    command -v redis-server >/dev/null 2>&1 || die "redis-server is still not on PATH after installing it"
+fi
+
+# --- 2. Python venv with the pinned MCP client -------------------------------------------------
+command -v python3 >/dev/null 2>&1 || apt_install python3
+python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' ||
+    die "python3 is $(python3 -V 2>&1); the mcp test client needs Python 3.10 or newer"
+
+# A venv whose interpreter no longer runs (moved or upgraded Python) is rebuilt.
+if [ -e "$VENV" ] && ! "$VENV/bin/python" -c 'pass' >/dev/null 2>&1; then
+    step "removing broken $VENV"
+    rm -rf "$VENV"
+fi
+if [ ! -e "$VENV/bin/python" ]; then
+    # Debian ships venv/ensurepip separately (python3-venv, python3.X-venv).
+    if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+        apt_install python3-venv
+    fi
+    step "creating $VENV"
+    if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+        rm -rf "$VENV"
+        pyver=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+        apt_install "python${pyver}-venv"
+        python3 -m venv "$VENV" || die "python3 -m venv $VENV failed"
+    fi
+fi
+
+# Fast path: every `name==version` line of the requirements is already installed.
+requirements_satisfied() {
+    "$VENV/bin/python" - "$REQS" <<'PY'
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+for line in open(sys.argv[1], encoding="utf-8"):
+    line = line.split("#", 1)[0].strip()
+    if not line:
+        continue
+    name, _, want = line.partition("==")
+    try:
+        if version(name.strip()) != want.strip():
+            sys.exit(1)
+    except PackageNotFoundError:
+        sys.exit(1)
+PY
+}
+if ! requirements_satisfied; then
+    step "installing the Python test client into $VENV ($(grep -E '^mcp==' "$REQS"))"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQS" ||
+        die "pip install -r $REQS failed (is PyPI reachable?)"
+    requirements_satisfied || die "$VENV does not satisfy $REQS after pip install"
+fi
+export BLUEPLANE_TEST_PYTHON="$VENV/bin/python"
+
+# --- 3. Rust: format, lints, tests -------------------------------------------------------------
+command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rustup (https://rustup.rs)"
+for component in rustfmt clippy; do
+    sub=${component/rustfmt/fmt}
+    if ! cargo "$sub" --version >/dev/null 2>&1; then
+        command -v rustup >/dev/null 2>&1 || die "cargo $sub is missing: install the $component component"
+        step "adding the $component component"
+        rustup component add "$component" >/dev/null 2>&1 || die "rustup component add $component failed"
+    fi
+done
+
+step "cargo fmt --check"
+cargo fmt --check
+step "cargo clippy --all-targets --locked -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+step "cargo test --locked $*"
+cargo test --locked "$@"
+step "all checks passed"
