@@ -3,7 +3,9 @@
 //! A [`FileCursor`] is `(device, inode, offset)`. Reading resumes at `offset` when the file is
 //! the same one and at least that long; a different inode (the file was replaced) or a shorter
 //! length (truncated) restarts at 0. Only complete lines are returned: a partial last line
-//! stays in the file until its newline arrives. A line longer than [`MAX_LINE`] is skipped
+//! stays in the file until its newline arrives, unless it is a complete JSON value at the end
+//! of the file (a prefix of a JSON object never parses, so such a line is whole; some
+//! writers omit the final newline). A line longer than [`MAX_LINE`] is skipped
 //! and reported, so one runaway line cannot stall a file forever.
 
 use std::fs::File;
@@ -73,6 +75,11 @@ impl Chunk {
     }
 }
 
+/// A non-empty tail that parses as one JSON value.
+fn complete_json(tail: &[u8]) -> bool {
+    !tail.trim_ascii().is_empty() && serde_json::from_slice::<serde::de::IgnoredAny>(tail).is_ok()
+}
+
 fn memchr_newline(b: &[u8]) -> Option<usize> {
     b.iter().position(|&c| c == b'\n')
 }
@@ -111,6 +118,12 @@ pub fn read_new(path: &Path, prev: Option<FileCursor>) -> io::Result<Chunk> {
     let want = ((len - start) as usize).min(CHUNK);
     let mut buf = Vec::with_capacity(want);
     (&mut f).take(want as u64).read_to_end(&mut buf)?;
+    let at_eof = start + want as u64 == len;
+    if at_eof && complete_json(&buf[buf.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1)..]) {
+        chunk.next.offset = len;
+        chunk.data = buf;
+        return Ok(chunk);
+    }
     if let Some(last_nl) = buf.iter().rposition(|&c| c == b'\n') {
         buf.truncate(last_nl + 1);
         chunk.more = start + (want as u64) < len;
@@ -124,6 +137,11 @@ pub fn read_new(path: &Path, prev: Option<FileCursor>) -> io::Result<Chunk> {
     loop {
         let n = f.read(&mut block)?;
         if n == 0 {
+            if total <= MAX_LINE && complete_json(&buf) {
+                chunk.next.offset = start + buf.len() as u64;
+                chunk.data = buf;
+                return Ok(chunk);
+            }
             // Partial line at EOF: wait for the writer (unless it is already too long).
             if total > MAX_LINE {
                 chunk.skipped = Some((start, total as u64));
@@ -182,6 +200,25 @@ mod tests {
         );
         let c3 = read_new(&p, Some(c2.next)).unwrap();
         assert!(c3.data.is_empty());
+    }
+
+    #[test]
+    fn a_complete_json_last_line_without_newline_is_read_once() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.jsonl");
+        std::fs::write(&p, b"{\"a\":1}\n{\"b\":2}").unwrap();
+        let c = read_new(&p, None).unwrap();
+        assert_eq!(lines(&c).len(), 2);
+        assert_eq!(c.next.offset, 15);
+        // The writer adds the newline later: nothing new but an empty line.
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"\n{\"c\":3}\n").unwrap();
+        let c2 = read_new(&p, Some(c.next)).unwrap();
+        let got: Vec<String> = lines(&c2).into_iter().map(|(_, l)| l).collect();
+        assert_eq!(got, vec!["".to_string(), "{\"c\":3}".to_string()]);
+        // A partial object is still held back.
+        std::fs::write(&p, b"{\"a\":1}\n{\"b\":").unwrap();
+        assert_eq!(lines(&read_new(&p, None).unwrap()).len(), 1);
     }
 
     #[test]

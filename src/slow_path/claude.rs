@@ -44,15 +44,23 @@ pub fn derive(
         .filter(|s| !s.is_empty());
     match rec.kind {
         "summary" => {
-            if let Some(s) = v
+            // Summary records carry no sessionId: they belong to the session of their
+            // `leafUuid` (one whose leaf is unknown is ignored, formats.md §A10).
+            let summary = v
                 .get("summary")
                 .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-            {
-                tx.execute(
-                    "UPDATE sessions SET title = ?2 WHERE session_id = ?1 AND title IS NULL",
-                    params![session_id, s],
-                )?;
+                .filter(|s| !s.is_empty());
+            let leaf = v
+                .get("leafUuid")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty());
+            if let (Some(s), Some(leaf)) = (summary, leaf) {
+                tx.prepare_cached(
+                    "UPDATE sessions SET title = ?2 WHERE title IS NULL AND session_id IN
+                       (SELECT session_id FROM messages WHERE event_id = 'cc:' || ?3 || ':' || ?1
+                        UNION SELECT session_id FROM messages WHERE event_id GLOB '*:' || ?1 LIMIT 1)",
+                )?
+                .execute(params![leaf, s, session_id])?;
             }
             return Ok(());
         }
