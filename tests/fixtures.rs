@@ -35,6 +35,7 @@ fn render() -> String {
     assert!(files.len() >= 10, "fixtures missing: {files:?}");
     let home = tempfile::tempdir().expect("dir");
     let mut conn = blueplane::store::open_writer(&home.path().join("t.db")).expect("db");
+    let mut zlib = blueplane::store::codec::Compressor::default();
     let mut out = String::new();
     for f in &files {
         let rel = f.strip_prefix(&root).expect("rel").display().to_string();
@@ -63,7 +64,7 @@ fn render() -> String {
         for b in bad {
             let _ = writeln!(out, "   bad {b}");
         }
-        blueplane::fast_path::insert_batch(&mut conn, &events).expect("insert");
+        blueplane::fast_path::insert_batch(&mut conn, &mut zlib, &events).expect("insert");
     }
     while blueplane::slow_path::process_round(&mut conn, 1000)
         .expect("derive")

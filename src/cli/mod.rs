@@ -339,6 +339,8 @@ pub struct BackfillSummary {
     pub bad_lines: u64,
     pub sessions: i64,
     pub seconds: f64,
+    /// When the last event was on the queue (the rest is storing and deriving).
+    pub capture_seconds: f64,
     pub mb_per_s: f64,
     pub events_per_s: f64,
     pub dirs: Vec<String>,
@@ -368,6 +370,8 @@ async fn backfill(cfg: Config, json: bool) -> anyhow::Result<()> {
             }
         })
         .await?;
+    let captured_after = started.elapsed().as_secs_f64();
+    tracing::info!(seconds = captured_after, "Capture scan finished");
     if let Some(b) = &bar {
         b.set_message("storing");
     }
@@ -391,6 +395,7 @@ async fn backfill(cfg: Config, json: bool) -> anyhow::Result<()> {
         bad_lines: stats.bad_lines,
         sessions,
         seconds: secs,
+        capture_seconds: captured_after,
         mb_per_s: stats.bytes as f64 / 1e6 / secs.max(1e-9),
         events_per_s: stats.events as f64 / secs.max(1e-9),
         dirs: cfg

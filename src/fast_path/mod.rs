@@ -8,17 +8,15 @@
 //! [`MAX_DELIVERIES`] deliveries an entry goes to the dead-letter stream instead of being
 //! retried forever.
 
-use std::io::Write;
 use std::time::Duration;
 
-use flate2::Compression;
-use flate2::write::ZlibEncoder;
 use rusqlite::{Connection, params};
 use tokio_util::sync::CancellationToken;
 
 use crate::event::Event;
 use crate::queue::{self, DeadLetter, Entry, Queue, QueueError};
 use crate::store::StoreError;
+use crate::store::codec::Compressor;
 
 pub const BATCH: usize = 100;
 pub const BATCH_WAIT: Duration = Duration::from_millis(100);
@@ -40,26 +38,19 @@ impl From<rusqlite::Error> for FastPathError {
     }
 }
 
-/// Zlib-compresses a payload.
-pub fn compress(data: &[u8]) -> Vec<u8> {
-    let mut enc = ZlibEncoder::new(Vec::with_capacity(data.len() / 3 + 16), Compression::new(3));
-    // Writing into a Vec cannot fail.
-    let _ = enc.write_all(data);
-    enc.finish().unwrap_or_default()
-}
-
 /// Inserts a batch in one transaction. Returns (rows inserted, highest `seq` in the table).
 ///
 /// # Errors
 /// On SQLite errors; nothing is committed then.
 pub fn insert_batch(
     conn: &mut Connection,
+    zlib: &mut Compressor,
     events: &[Event],
 ) -> Result<(usize, i64), rusqlite::Error> {
     let now = chrono::Utc::now().timestamp_millis();
     let compressed: Vec<Vec<u8>> = events
         .iter()
-        .map(|e| compress(e.payload.as_bytes()))
+        .map(|e| zlib.compress(e.payload.as_bytes()))
         .collect();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut inserted = 0;
@@ -102,6 +93,7 @@ pub struct FastPath {
     queue: Queue,
     reader: Queue,
     conn: Connection,
+    zlib: Compressor,
     consumer: String,
 }
 
@@ -119,6 +111,7 @@ impl FastPath {
             queue,
             reader,
             conn,
+            zlib: Compressor::default(),
             consumer,
         })
     }
@@ -245,8 +238,9 @@ impl FastPath {
         if events.is_empty() {
             return Ok(());
         }
-        let conn = &mut self.conn;
-        let (inserted, max_seq) = tokio::task::block_in_place(|| insert_batch(conn, &events))?;
+        let (conn, zlib) = (&mut self.conn, &mut self.zlib);
+        let (inserted, max_seq) =
+            tokio::task::block_in_place(|| insert_batch(conn, zlib, &events))?;
         tracing::trace!(inserted, batch = events.len(), "Stored batch");
         self.queue
             .ack(
@@ -282,25 +276,15 @@ mod tests {
     fn inserts_are_idempotent() {
         let d = tempfile::tempdir().unwrap();
         let mut c = crate::store::open_writer(&d.path().join("t.db")).unwrap();
-        let (n, seq) = insert_batch(&mut c, &[ev("a"), ev("b")]).unwrap();
+        let z = &mut Compressor::default();
+        let (n, seq) = insert_batch(&mut c, z, &[ev("a"), ev("b")]).unwrap();
         assert_eq!((n, seq), (2, 2));
         // A redelivery of the same batch (the reference design's duplicate-row defect).
-        let (n, seq) = insert_batch(&mut c, &[ev("b"), ev("a"), ev("c")]).unwrap();
+        let (n, seq) = insert_batch(&mut c, z, &[ev("b"), ev("a"), ev("c")]).unwrap();
         assert_eq!((n, seq), (1, 3));
         let rows: i64 = c
             .query_row("SELECT count(*) FROM raw_traces", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rows, 3);
-    }
-
-    #[test]
-    fn payload_round_trips_through_zlib() {
-        use std::io::Read;
-        let z = compress(b"hello hello hello");
-        let mut out = String::new();
-        flate2::read::ZlibDecoder::new(&z[..])
-            .read_to_string(&mut out)
-            .unwrap();
-        assert_eq!(out, "hello hello hello");
     }
 }

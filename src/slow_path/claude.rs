@@ -5,7 +5,7 @@
 //! a tool result may come before its tool call, and a later copy of an API response with
 //! larger usage replaces an earlier one (ccusage's rule, invariant 4).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::Value;
@@ -24,11 +24,7 @@ pub struct Record<'a> {
     pub value: &'a Value,
 }
 
-pub fn derive(
-    tx: &Transaction<'_>,
-    rec: &Record<'_>,
-    dirty: &mut BTreeSet<i64>,
-) -> rusqlite::Result<()> {
+pub fn derive(tx: &Transaction<'_>, rec: &Record<'_>, round: &mut Round) -> rusqlite::Result<()> {
     let v = rec.value;
     let Some(session_id) = rec.session_id else {
         return Ok(());
@@ -45,7 +41,8 @@ pub fn derive(
     match rec.kind {
         "summary" => {
             // Summary records carry no sessionId: they belong to the session of their
-            // `leafUuid` (one whose leaf is unknown is ignored, formats.md §A10).
+            // `leafUuid` (one whose leaf is unknown is ignored, formats.md §A10). Applied at
+            // the end of the round, when the leaf's message may have arrived.
             let summary = v
                 .get("summary")
                 .and_then(Value::as_str)
@@ -55,12 +52,9 @@ pub fn derive(
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty());
             if let (Some(s), Some(leaf)) = (summary, leaf) {
-                tx.prepare_cached(
-                    "UPDATE sessions SET title = ?2 WHERE title IS NULL AND session_id IN
-                       (SELECT session_id FROM messages WHERE event_id = 'cc:' || ?3 || ':' || ?1
-                        UNION SELECT session_id FROM messages WHERE event_id GLOB '*:' || ?1 LIMIT 1)",
-                )?
-                .execute(params![leaf, s, session_id])?;
+                round
+                    .summaries
+                    .push((leaf.to_string(), s.to_string(), session_id.to_string()));
             }
             return Ok(());
         }
@@ -71,11 +65,10 @@ pub fn derive(
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty());
             if let Some(t) = t {
-                touch_session(tx, rec, session_id, cwd, v)?;
-                tx.execute(
-                    "UPDATE sessions SET title = ?2 WHERE session_id = ?1",
-                    params![session_id, t],
-                )?;
+                let acc = round.touch_session(rec, session_id, cwd, v);
+                if let Some(acc) = acc {
+                    acc.title = Some(t.to_string());
+                }
             }
             return Ok(());
         }
@@ -89,24 +82,18 @@ pub fn derive(
     if v.get("sessionId").is_none() && rec.kind != "assistant" {
         return Ok(());
     }
-    touch_session(tx, rec, session_id, cwd, v)?;
+    round.touch_session(rec, session_id, cwd, v);
     if let Some(a) = agent_id {
-        tx.execute(
-            "INSERT INTO subagents (session_id, agent_id, started_at, ended_at) VALUES (?1, ?2, ?3, ?3)
-             ON CONFLICT (session_id, agent_id) DO UPDATE SET
-               started_at = min(started_at, excluded.started_at),
-               ended_at = max(ended_at, excluded.ended_at)",
-            params![session_id, a, ts],
-        )?;
+        widen(
+            round
+                .subagents
+                .entry((session_id.to_string(), a.to_string()))
+                .or_insert((ts, ts)),
+            ts,
+        );
     }
     if let Some(p) = cwd {
-        tx.execute(
-            "INSERT INTO projects (path, first_seen, last_seen) VALUES (?1, ?2, ?2)
-             ON CONFLICT (path) DO UPDATE SET
-               first_seen = min(first_seen, excluded.first_seen),
-               last_seen = max(last_seen, excluded.last_seen)",
-            params![p, ts],
-        )?;
+        widen(round.projects.entry(p.to_string()).or_insert((ts, ts)), ts);
     }
     let ctx = Ctx {
         rec,
@@ -117,9 +104,146 @@ pub fn derive(
         ts,
     };
     match rec.kind {
-        "user" => derive_user(tx, &ctx, dirty),
-        "assistant" => derive_assistant(tx, &ctx, dirty),
+        "user" => derive_user(tx, &ctx, round),
+        "assistant" => derive_assistant(tx, &ctx, &mut round.dirty),
         _ => Ok(()),
+    }
+}
+
+fn widen(range: &mut (i64, i64), ts: i64) {
+    range.0 = range.0.min(ts);
+    range.1 = range.1.max(ts);
+}
+
+/// Session facts gathered during one round, written once per session at its end.
+#[derive(Debug, Default)]
+pub struct SessionAcc {
+    platform: String,
+    project: Option<String>,
+    started: i64,
+    ended: i64,
+    version: Option<String>,
+    branch: Option<String>,
+    title: Option<String>,
+    first_prompt: Option<(i64, String)>,
+}
+
+/// What one slow-path round accumulates besides the rows it writes directly: upserts that
+/// would otherwise run once per record, and the metric buckets it changed.
+#[derive(Debug, Default)]
+pub struct Round {
+    pub dirty: BTreeSet<i64>,
+    sessions: HashMap<String, SessionAcc>,
+    subagents: HashMap<(String, String), (i64, i64)>,
+    projects: HashMap<String, (i64, i64)>,
+    /// (leaf uuid, summary, file's session id)
+    summaries: Vec<(String, String, String)>,
+}
+
+impl Round {
+    fn touch_session(
+        &mut self,
+        rec: &Record<'_>,
+        session_id: &str,
+        cwd: Option<&str>,
+        v: &Value,
+    ) -> Option<&mut SessionAcc> {
+        let ts = rec.ts?;
+        let acc = self
+            .sessions
+            .entry(session_id.to_string())
+            .or_insert_with(|| SessionAcc {
+                platform: rec.platform.to_string(),
+                started: ts,
+                ended: ts,
+                ..SessionAcc::default()
+            });
+        if acc.project.is_none() || ts < acc.started {
+            if let Some(c) = cwd {
+                acc.project = Some(c.to_string());
+            }
+        }
+        if ts >= acc.ended || acc.version.is_none() {
+            if let Some(ver) = v.get("version").and_then(Value::as_str) {
+                acc.version = Some(ver.to_string());
+            }
+        }
+        if acc.branch.is_none() {
+            acc.branch = v
+                .get("gitBranch")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string);
+        }
+        acc.started = acc.started.min(ts);
+        acc.ended = acc.ended.max(ts);
+        Some(acc)
+    }
+
+    /// Writes the accumulated upserts; returns the changed metric buckets.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn finish(self, tx: &Transaction<'_>) -> rusqlite::Result<BTreeSet<i64>> {
+        let mut up = tx.prepare_cached(
+            "INSERT INTO sessions (session_id, platform, project_path, started_at, ended_at, version,
+                                   git_branch, title, first_prompt, first_prompt_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (session_id) DO UPDATE SET
+               project_path = CASE WHEN excluded.started_at < started_at
+                                   THEN coalesce(excluded.project_path, project_path)
+                                   ELSE coalesce(project_path, excluded.project_path) END,
+               version = CASE WHEN excluded.ended_at >= ended_at
+                              THEN coalesce(excluded.version, version)
+                              ELSE coalesce(version, excluded.version) END,
+               started_at = min(started_at, excluded.started_at),
+               ended_at = max(ended_at, excluded.ended_at),
+               git_branch = coalesce(git_branch, excluded.git_branch),
+               title = coalesce(excluded.title, title),
+               first_prompt = CASE WHEN excluded.first_prompt_at IS NOT NULL
+                                    AND (first_prompt_at IS NULL OR excluded.first_prompt_at < first_prompt_at)
+                                   THEN excluded.first_prompt ELSE first_prompt END,
+               first_prompt_at = CASE WHEN excluded.first_prompt_at IS NOT NULL
+                                       AND (first_prompt_at IS NULL OR excluded.first_prompt_at < first_prompt_at)
+                                      THEN excluded.first_prompt_at ELSE first_prompt_at END",
+        )?;
+        for (id, a) in &self.sessions {
+            let (fp_at, fp) = match &a.first_prompt {
+                Some((t, p)) => (Some(*t), Some(p.as_str())),
+                None => (None, None),
+            };
+            up.execute(params![
+                id, a.platform, a.project, a.started, a.ended, a.version, a.branch, a.title, fp,
+                fp_at
+            ])?;
+        }
+        let mut sub = tx.prepare_cached(
+            "INSERT INTO subagents (session_id, agent_id, started_at, ended_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (session_id, agent_id) DO UPDATE SET
+               started_at = min(started_at, excluded.started_at),
+               ended_at = max(ended_at, excluded.ended_at)",
+        )?;
+        for ((s, a), (lo, hi)) in &self.subagents {
+            sub.execute(params![s, a, lo, hi])?;
+        }
+        let mut proj = tx.prepare_cached(
+            "INSERT INTO projects (path, first_seen, last_seen) VALUES (?1, ?2, ?3)
+             ON CONFLICT (path) DO UPDATE SET
+               first_seen = min(first_seen, excluded.first_seen),
+               last_seen = max(last_seen, excluded.last_seen)",
+        )?;
+        for (p, (lo, hi)) in &self.projects {
+            proj.execute(params![p, lo, hi])?;
+        }
+        let mut title = tx.prepare_cached(
+            "UPDATE sessions SET title = ?2 WHERE title IS NULL AND session_id IN
+               (SELECT session_id FROM messages WHERE event_id = 'cc:' || ?3 || ':' || ?1
+                UNION SELECT session_id FROM messages WHERE event_id GLOB '*:' || ?1 LIMIT 1)",
+        )?;
+        for (leaf, summary, file_session) in &self.summaries {
+            title.execute(params![leaf, summary, file_session])?;
+        }
+        Ok(self.dirty)
     }
 }
 
@@ -130,35 +254,6 @@ struct Ctx<'a> {
     sidechain: bool,
     project: Option<&'a str>,
     ts: i64,
-}
-
-fn touch_session(
-    tx: &Transaction<'_>,
-    rec: &Record<'_>,
-    session_id: &str,
-    cwd: Option<&str>,
-    v: &Value,
-) -> rusqlite::Result<()> {
-    let Some(ts) = rec.ts else {
-        return Ok(());
-    };
-    let version = v.get("version").and_then(Value::as_str);
-    let branch = v
-        .get("gitBranch")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty());
-    tx.prepare_cached(
-        "INSERT INTO sessions (session_id, platform, project_path, started_at, ended_at, version, git_branch)
-         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)
-         ON CONFLICT (session_id) DO UPDATE SET
-           project_path = coalesce(project_path, excluded.project_path),
-           started_at = min(started_at, excluded.started_at),
-           ended_at = max(ended_at, excluded.ended_at),
-           version = coalesce(excluded.version, version),
-           git_branch = coalesce(git_branch, excluded.git_branch)",
-    )?
-    .execute(params![session_id, rec.platform, cwd, ts, version, branch])?;
-    Ok(())
 }
 
 /// Text of a `content` value: the string itself, or the `text` blocks joined.
@@ -216,11 +311,8 @@ fn insert_message(
     Ok(())
 }
 
-fn derive_user(
-    tx: &Transaction<'_>,
-    c: &Ctx<'_>,
-    dirty: &mut BTreeSet<i64>,
-) -> rusqlite::Result<()> {
+fn derive_user(tx: &Transaction<'_>, c: &Ctx<'_>, round: &mut Round) -> rusqlite::Result<()> {
+    let dirty = &mut round.dirty;
     let v = c.rec.value;
     let Some(content) = v.get("message").and_then(|m| m.get("content")) else {
         return Ok(());
@@ -235,19 +327,22 @@ fn derive_user(
             };
             let is_error = b.get("is_error").and_then(Value::as_bool).unwrap_or(false);
             let meta = b.get("content").map(size_meta);
-            let old = tool_call_bucket(tx, id)?;
-            tx.prepare_cached(
-                "INSERT INTO tool_calls (tool_use_id, session_id, agent_id, platform, project_path, finished_at, is_error, result_meta)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (tool_use_id) DO UPDATE SET
-                   finished_at = excluded.finished_at,
-                   is_error = excluded.is_error,
-                   result_meta = excluded.result_meta,
-                   project_path = coalesce(project_path, excluded.project_path)",
-            )?
-            .execute(params![id, c.session_id, c.agent_id, c.rec.platform, c.project, c.ts, is_error, meta])?;
-            dirty.extend(old);
-            dirty.extend(tool_call_bucket(tx, id)?);
+            let (started, finished): (Option<i64>, Option<i64>) = tx
+                .prepare_cached(
+                    "INSERT INTO tool_calls (tool_use_id, session_id, agent_id, platform, project_path, finished_at, is_error, result_meta)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT (tool_use_id) DO UPDATE SET
+                       finished_at = excluded.finished_at,
+                       is_error = excluded.is_error,
+                       result_meta = excluded.result_meta,
+                       project_path = coalesce(project_path, excluded.project_path)
+                     RETURNING started_at, finished_at",
+                )?
+                .query_row(
+                    params![id, c.session_id, c.agent_id, c.rec.platform, c.project, c.ts, is_error, meta],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+            dirty.extend(started.into_iter().chain(finished).map(bucket_of));
         }
     }
     let Some(text) = content_text(content) else {
@@ -273,13 +368,12 @@ fn derive_user(
         return Ok(());
     }
     insert_message(tx, c, "user", is_prompt, None, &text)?;
-    if is_prompt && !text.trim().is_empty() {
-        let first: String = text.chars().take(500).collect();
-        tx.prepare_cached(
-            "UPDATE sessions SET first_prompt = ?2, first_prompt_at = ?3
-             WHERE session_id = ?1 AND (first_prompt_at IS NULL OR first_prompt_at > ?3)",
-        )?
-        .execute(params![c.session_id, first, c.ts])?;
+    if is_prompt
+        && !text.trim().is_empty()
+        && let Some(acc) = round.sessions.get_mut(c.session_id)
+        && acc.first_prompt.as_ref().is_none_or(|(t, _)| c.ts < *t)
+    {
+        acc.first_prompt = Some((c.ts, text.chars().take(500).collect()));
     }
     Ok(())
 }
@@ -293,17 +387,6 @@ fn size_meta(content: &Value) -> String {
         }
         other => serde_json::json!({"chars": other.to_string().len()}).to_string(),
     }
-}
-
-fn tool_call_bucket(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<i64>> {
-    Ok(tx
-        .prepare_cached(
-            "SELECT coalesce(started_at, finished_at) FROM tool_calls WHERE tool_use_id = ?1",
-        )?
-        .query_row([id], |r| r.get::<_, Option<i64>>(0))
-        .optional()?
-        .flatten()
-        .map(bucket_of))
 }
 
 fn derive_assistant(
@@ -328,19 +411,23 @@ fn derive_assistant(
                 };
                 let name = b.get("name").and_then(Value::as_str);
                 let input = b.get("input").map(Value::to_string);
-                let old = tool_call_bucket(tx, id)?;
-                tx.prepare_cached(
-                    "INSERT INTO tool_calls (tool_use_id, session_id, agent_id, platform, project_path, name, started_at, input_meta)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     ON CONFLICT (tool_use_id) DO UPDATE SET
-                       name = excluded.name,
-                       started_at = min(coalesce(started_at, excluded.started_at), excluded.started_at),
-                       input_meta = excluded.input_meta,
-                       project_path = coalesce(project_path, excluded.project_path)",
-                )?
-                .execute(params![id, c.session_id, c.agent_id, c.rec.platform, c.project, name, c.ts, input])?;
-                dirty.extend(old);
-                dirty.extend(tool_call_bucket(tx, id)?);
+                let (started, finished): (Option<i64>, Option<i64>) = tx
+                    .prepare_cached(
+                        "INSERT INTO tool_calls (tool_use_id, session_id, agent_id, platform, project_path, name, started_at, input_meta)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                         ON CONFLICT (tool_use_id) DO UPDATE SET
+                           name = excluded.name,
+                           started_at = min(coalesce(started_at, excluded.started_at), excluded.started_at),
+                           input_meta = excluded.input_meta,
+                           project_path = coalesce(project_path, excluded.project_path)
+                         RETURNING started_at, finished_at",
+                    )?
+                    .query_row(
+                        params![id, c.session_id, c.agent_id, c.rec.platform, c.project, name, c.ts, input],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )?;
+                // The row's bucket is its start, or its finish while the call is unknown.
+                dirty.extend(started.into_iter().chain(finished).map(bucket_of));
             }
         }
     }

@@ -13,8 +13,6 @@ pub mod claude;
 pub mod metrics;
 pub mod pricing;
 
-use std::collections::BTreeSet;
-use std::io::Read;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -24,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::queue::{self, Queue, QueueError};
 use crate::store::StoreError;
+use crate::store::codec::Decompressor;
 
 /// Raw rows per transaction.
 pub const ROUND: usize = 2_000;
@@ -86,14 +85,13 @@ pub fn process_round(conn: &mut Connection, limit: usize) -> rusqlite::Result<(u
     let Some(last) = rows.last().map(|r| r.0) else {
         return Ok((0, watermark));
     };
-    let mut dirty = BTreeSet::new();
-    let mut buf = String::new();
+    let mut round = claude::Round::default();
+    let mut zlib = Decompressor::default();
+    let mut buf = Vec::new();
     for (seq, id, platform, kind, session_id, ts, payload) in &rows {
-        buf.clear();
-        let value: Value = match flate2::read::ZlibDecoder::new(&payload[..])
-            .read_to_string(&mut buf)
-            .ok()
-            .and_then(|_| serde_json::from_str(&buf).ok())
+        let value: Value = match zlib
+            .decompress_str(payload, &mut buf)
+            .and_then(|s| serde_json::from_str(s).ok())
         {
             Some(v) => v,
             None => {
@@ -110,9 +108,10 @@ pub fn process_round(conn: &mut Connection, limit: usize) -> rusqlite::Result<(u
                 ts: *ts,
                 value: &value,
             };
-            claude::derive(&tx, &rec, &mut dirty)?;
+            claude::derive(&tx, &rec, &mut round)?;
         }
     }
+    let dirty = round.finish(&tx)?;
     {
         let mut mark =
             tx.prepare_cached("INSERT OR IGNORE INTO dirty_buckets (bucket) VALUES (?1)")?;

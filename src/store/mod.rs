@@ -6,6 +6,8 @@
 //! `raw_traces`: the rule "interfaces never see raw traces" holds at runtime, not by
 //! convention (invariant 1).
 
+pub mod codec;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -40,8 +42,19 @@ pub enum StoreError {
     Missing(String),
 }
 
-fn pragmas(conn: &Connection) -> Result<(), StoreError> {
-    conn.busy_timeout(Duration::from_secs(30))?;
+/// Waits for another writer in short naps (SQLite's default handler backs off to 100 ms
+/// sleeps, which throttles the fast and slow path when they take turns), up to ~30 s.
+fn busy_wait(attempt: i32) -> bool {
+    std::thread::sleep(Duration::from_micros(if attempt < 100 {
+        200
+    } else {
+        2_000
+    }));
+    attempt < 15_000
+}
+
+fn pragmas(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.busy_handler(Some(busy_wait))?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     debug_assert_eq!(mode, "wal");
     conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
@@ -53,8 +66,8 @@ fn pragmas(conn: &Connection) -> Result<(), StoreError> {
 /// # Errors
 /// Fails on I/O errors, on a file that is not ours, or on a schema newer than this binary.
 pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path)?;
-    pragmas(&conn)?;
+    let mut conn = Connection::open(path)?;
+    pragmas(&mut conn)?;
     migrate(&conn, path)?;
     Ok(conn)
 }
