@@ -77,7 +77,13 @@ pub async fn start(cfg: &Config, queue: &Queue, capture: bool) -> anyhow::Result
     tasks.spawn(fast.run(shutdown.clone()));
     let slow = SlowPath::new(queue.clone(), &db, name.clone()).await?;
     tasks.spawn(slow.run(shutdown.clone()));
-    tasks.spawn(maintenance(queue.clone(), name.clone(), shutdown.clone()));
+    let managed = cfg.redis_url.is_none().then(|| cfg.home.clone());
+    tasks.spawn(maintenance(
+        queue.clone(),
+        managed,
+        name.clone(),
+        shutdown.clone(),
+    ));
     if capture {
         let c = Capture::new(queue.clone(), cfg.claude_projects.clone(), cfg.privacy).await?;
         tasks.spawn(c.run(name, cfg.rescan, capture_shutdown.clone()));
@@ -89,11 +95,32 @@ pub async fn start(cfg: &Config, queue: &Queue, capture: bool) -> anyhow::Result
     })
 }
 
-async fn maintenance(queue: Queue, consumer: String, shutdown: CancellationToken) {
+async fn maintenance(
+    queue: Queue,
+    managed_home: Option<std::path::PathBuf>,
+    consumer: String,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(10));
+    let mut watchdog = tokio::time::interval(Duration::from_secs(2));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = watchdog.tick() => {
+                // The managed redis-server outlives its starter but not a crash or a kill:
+                // bring it back (it replays its AOF) so every process keeps working.
+                if let Some(home) = &managed_home
+                    && let Err(queue::QueueError::Unavailable(_)) = queue.dlq_len().await
+                {
+                    let m = queue::managed::ManagedRedis::new(home);
+                    match tokio::task::spawn_blocking(move || m.ensure_running()).await {
+                        Ok(Ok(_)) => tracing::warn!("Restarted the managed redis-server"),
+                        Ok(Err(e)) => tracing::error!(error = %e, "Cannot restart the managed redis-server"),
+                        Err(e) => tracing::error!(error = %e, "Redis watchdog task failed"),
+                    }
+                }
+                continue;
+            }
             _ = tick.tick() => {}
         }
         // Change-feed entries are wake-ups only (the slow path works from its watermark), so

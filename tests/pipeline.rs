@@ -432,3 +432,74 @@ fn a_new_line_is_visible_while_serving() {
         visible.as_millis()
     );
 }
+
+#[test]
+fn a_killed_managed_redis_is_restarted_and_capture_goes_on() {
+    let dir = tempfile::tempdir().expect("dir");
+    write_corpus(dir.path(), 1, 2);
+    let env = Env::new(&[dir.path().to_path_buf()]);
+    let managed = |args: &[&str]| {
+        let mut c = env.cmd(args);
+        c.env_remove("REDIS_URL");
+        c
+    };
+    let mut ingest = managed(&["ingest"]).spawn().expect("ingest");
+    let pidfile = env.home.path().join("redis/redis.pid");
+    let t0 = Instant::now();
+    while !pidfile.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "managed redis-server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = std::fs::read_to_string(&pidfile)
+        .expect("pid")
+        .trim()
+        .to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let file = dir
+        .path()
+        .join("projects/-proj-0/00000000-0000-4000-8000-000000000000.jsonl");
+    let line = r#"{"type":"user","sessionId":"after-crash","uuid":"c1","timestamp":"2026-05-01T10:00:00.000Z","cwd":"/p","message":{"role":"user","content":"after"}}"#;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .expect("open");
+    std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()).expect("append");
+    let t1 = Instant::now();
+    let recovered = loop {
+        let out = managed(&["sessions", "--json"]).output().expect("sessions");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if v["sessions"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|x| x["session_id"] == "after-crash"))
+        {
+            break t1.elapsed();
+        }
+        assert!(
+            t1.elapsed() < Duration::from_secs(30),
+            "capture did not resume after the redis-server was killed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let new_pid = std::fs::read_to_string(&pidfile)
+        .expect("pid")
+        .trim()
+        .to_string();
+    assert_ne!(pid, new_pid);
+    let _ = ingest.kill();
+    let _ = ingest.wait();
+    let _ = managed(&["redis", "stop"]).output();
+    println!(
+        "figure: redis-server killed; restarted and the new line was visible after {} ms",
+        recovered.as_millis()
+    );
+}

@@ -406,6 +406,35 @@ fn strip_output_tags(s: &str) -> String {
     out
 }
 
+/// Keys whose values Claude Code generates itself (ids, times, enums): never user text, so
+/// they are not scanned for secrets. Everything else is.
+const GENERATED_KEYS: &[&str] = &[
+    "uuid",
+    "parentUuid",
+    "logicalParentUuid",
+    "leafUuid",
+    "sessionId",
+    "timestamp",
+    "requestId",
+    "type",
+    "version",
+    "userType",
+    "messageId",
+    "id",
+    "tool_use_id",
+    "toolUseID",
+    "parentToolUseID",
+    "sourceToolAssistantUUID",
+    "agentId",
+    "role",
+    "model",
+    "stop_reason",
+    "service_tier",
+    "permissionMode",
+    "level",
+    "subtype",
+];
+
 fn redact_strings(v: &mut Value) {
     match v {
         Value::String(s) => {
@@ -414,7 +443,13 @@ fn redact_strings(v: &mut Value) {
             }
         }
         Value::Array(a) => a.iter_mut().for_each(redact_strings),
-        Value::Object(o) => o.values_mut().for_each(redact_strings),
+        Value::Object(o) => {
+            for (k, v) in o.iter_mut() {
+                if !(v.is_string() && GENERATED_KEYS.contains(&k.as_str())) {
+                    redact_strings(v);
+                }
+            }
+        }
         _ => {}
     }
 }
@@ -467,6 +502,15 @@ mod tests {
         assert!(!s.contains("PRIVATE"), "{s}");
         assert!(s.contains("\"is_error\":true"));
         assert!(s.contains("\"numLines\":2"));
+    }
+
+    #[test]
+    fn secrets_in_any_user_field_are_redacted() {
+        let key = format!("sk-ant-api03-{}", "B".repeat(40));
+        let mut v = json!({"type":"user","cwd": format!("/home/{key}"),"gitBranch": key.clone(),
+            "todos":[{"content": key.clone()}],"message":{"role":"user","content":"x"}});
+        filter_claude_record(&mut v, PrivacyMode::Standard);
+        assert!(!v.to_string().contains(&key), "{v}");
     }
 
     #[test]
