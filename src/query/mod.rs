@@ -634,9 +634,15 @@ fn metrics_by_dimension(
             all.1.insert(s);
         }
     }
-    if group_by != GroupBy::Model {
+    {
+        // Tool calls carry no model: by model they count in the totals only.
+        let tool_col = if group_by == GroupBy::Model {
+            "''"
+        } else {
+            col
+        };
         let mut stmt = conn.prepare(&format!(
-            "SELECT {col}, count(*), coalesce(sum(is_error), 0) FROM tool_calls {tc_where} AND name IS NOT NULL GROUP BY 1"
+            "SELECT {tool_col}, count(*), coalesce(sum(is_error), 0) FROM tool_calls {tc_where} AND name IS NOT NULL GROUP BY 1"
         ))?;
         let mut rows = stmt.query(params_from_iter(args.iter()))?;
         while let Some(r) = rows.next()? {
@@ -645,7 +651,9 @@ fn metrics_by_dimension(
                 tool_errors: r.get(2)?,
                 ..Counters::default()
             };
-            acc.entry(r.get(0)?).or_default().0.add(&c);
+            if group_by != GroupBy::Model {
+                acc.entry(r.get(0)?).or_default().0.add(&c);
+            }
             all.0.add(&c);
         }
     }

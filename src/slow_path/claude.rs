@@ -158,15 +158,15 @@ impl Round {
                 ended: ts,
                 ..SessionAcc::default()
             });
-        if acc.project.is_none() || ts < acc.started {
-            if let Some(c) = cwd {
-                acc.project = Some(c.to_string());
-            }
+        if (acc.project.is_none() || ts < acc.started)
+            && let Some(c) = cwd
+        {
+            acc.project = Some(c.to_string());
         }
-        if ts >= acc.ended || acc.version.is_none() {
-            if let Some(ver) = v.get("version").and_then(Value::as_str) {
-                acc.version = Some(ver.to_string());
-            }
+        if (ts >= acc.ended || acc.version.is_none())
+            && let Some(ver) = v.get("version").and_then(Value::as_str)
+        {
+            acc.version = Some(ver.to_string());
         }
         if acc.branch.is_none() {
             acc.branch = v

@@ -74,12 +74,7 @@ GRAND_TOTAL_TOOL_ERRORS = 2
 # Checks that fail because of a bug already reported to the maintainers. They are printed as
 # "KNOWN BUG" instead of failing the run; when one starts to pass the run says so, and the
 # entry should be deleted. Set BLUEPLANE_TEST_STRICT=1 to fail on them anyway.
-KNOWN_BUGS = {
-    # get_metrics(group_by="model") reports totals.tool_calls = tool_errors = 0 (every other
-    # grouping reports 20 / 2): src/query/mod.rs metrics_by_dimension skips the tool_calls
-    # query for GroupBy::Model, which zeroes the totals too, not only the per-model rows.
-    "metrics-model-totals-tool-calls",
-}
+KNOWN_BUGS: set[str] = set()
 
 
 class Checker:
