@@ -44,6 +44,8 @@ pub struct ListSessionsArgs {
     /// Substring of the project path.
     pub project: Option<String>,
     /// Page size, 1-500 (default 50).
+    #[serde(default, deserialize_with = "limit")]
+    #[schemars(with = "Option<i64>")]
     pub limit: Option<i64>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
@@ -76,6 +78,8 @@ pub struct SearchArgs {
     pub platform: Option<String>,
     pub project: Option<String>,
     /// Page size, 1-500 (default 20).
+    #[serde(default, deserialize_with = "limit")]
+    #[schemars(with = "Option<i64>")]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -90,6 +94,21 @@ pub struct ToolStatsArgs {
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct NoArgs {}
+
+/// `limit` as a number, a numeric string or null; anything else is refused with the fix.
+fn limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let v = Option::<serde_json::Value>::deserialize(d)?;
+    match v {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(n)) if n.is_i64() => Ok(n.as_i64()),
+        Some(serde_json::Value::String(s)) if s.trim().parse::<i64>().is_ok() => {
+            Ok(s.trim().parse().ok())
+        }
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "limit must be a whole number from 1 to 500, not {other}"
+        ))),
+    }
+}
 
 fn filter(
     tz: &Tz,
