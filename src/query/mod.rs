@@ -242,7 +242,7 @@ pub fn list_sessions(
          FROM sessions WHERE 1=1",
     );
     let mut args: Vec<SqlValue> = Vec::new();
-    session_filter(&mut sql, &mut args, f);
+    push_filter(&mut sql, &mut args, f, &SESSION_COLS);
     sql.push_str(" ORDER BY started_at DESC, session_id LIMIT ? OFFSET ?");
     args.push((limit + 1).into());
     args.push(offset.into());
@@ -259,21 +259,46 @@ pub fn list_sessions(
     })
 }
 
-fn session_filter(sql: &mut String, args: &mut Vec<SqlValue>, f: &Filter) {
+/// The columns a [`Filter`] applies to. Rows span `start`..`end` (the same column for
+/// rows that are an instant); `since` keeps rows that end at or after it, `until` rows that
+/// start before it.
+struct Cols<'a> {
+    start: &'a str,
+    end: &'a str,
+    platform: &'a str,
+    project: &'a str,
+}
+
+const SESSION_COLS: Cols<'static> = Cols {
+    start: "started_at",
+    end: "ended_at",
+    platform: "platform",
+    project: "project_path",
+};
+
+const TOOL_COLS: Cols<'static> = Cols {
+    start: "coalesce(started_at, finished_at)",
+    end: "coalesce(started_at, finished_at)",
+    platform: "platform",
+    project: "project_path",
+};
+
+/// Appends ` AND ...` clauses for `f` and their arguments.
+fn push_filter(sql: &mut String, args: &mut Vec<SqlValue>, f: &Filter, c: &Cols<'_>) {
     if let Some(s) = f.since {
-        sql.push_str(" AND ended_at >= ?");
+        sql.push_str(&format!(" AND {} >= ?", c.end));
         args.push(s.into());
     }
     if let Some(u) = f.until {
-        sql.push_str(" AND started_at < ?");
+        sql.push_str(&format!(" AND {} < ?", c.start));
         args.push(u.into());
     }
     if let Some(p) = &f.platform {
-        sql.push_str(" AND platform = ?");
+        sql.push_str(&format!(" AND {} = ?", c.platform));
         args.push(p.clone().into());
     }
     if let Some(p) = &f.project {
-        sql.push_str(" AND instr(coalesce(project_path, ''), ?) > 0");
+        sql.push_str(&format!(" AND instr(coalesce({}, ''), ?) > 0", c.project));
         args.push(p.clone().into());
     }
 }
@@ -583,29 +608,20 @@ fn metrics_by_dimension(
     };
     let mut wh = String::from("WHERE 1=1");
     let mut args: Vec<SqlValue> = Vec::new();
-    let mut add = |clause: &str, v: SqlValue| {
-        wh.push_str(clause);
-        args.push(v);
-    };
-    let ts_col = "ts";
-    if let Some(s) = f.since {
-        add(&format!(" AND {ts_col} >= ?"), s.into());
-    }
-    if let Some(u) = f.until {
-        add(&format!(" AND {ts_col} < ?"), u.into());
-    }
-    if let Some(p) = &f.platform {
-        add(" AND platform = ?", p.clone().into());
-    }
-    if let Some(p) = &f.project {
-        add(
-            " AND instr(coalesce(project_path, ''), ?) > 0",
-            p.clone().into(),
-        );
-    }
-    let tc_where = wh
-        .replace("ts >=", "coalesce(started_at, finished_at) >=")
-        .replace("ts <", "coalesce(started_at, finished_at) <");
+    push_filter(
+        &mut wh,
+        &mut args,
+        f,
+        &Cols {
+            start: "ts",
+            end: "ts",
+            platform: "platform",
+            project: "project_path",
+        },
+    );
+    let mut tc_where = String::from("WHERE 1=1");
+    let mut tc_args: Vec<SqlValue> = Vec::new();
+    push_filter(&mut tc_where, &mut tc_args, f, &TOOL_COLS);
     let mut acc: BTreeMap<String, (Counters, BTreeSet<(String, String)>)> = BTreeMap::new();
     let mut all: (Counters, BTreeSet<(String, String)>) = Default::default();
     {
@@ -644,7 +660,7 @@ fn metrics_by_dimension(
         let mut stmt = conn.prepare(&format!(
             "SELECT {tool_col}, count(*), coalesce(sum(is_error), 0) FROM tool_calls {tc_where} AND name IS NOT NULL GROUP BY 1"
         ))?;
-        let mut rows = stmt.query(params_from_iter(args.iter()))?;
+        let mut rows = stmt.query(params_from_iter(tc_args.iter()))?;
         while let Some(r) = rows.next()? {
             let c = Counters {
                 tool_calls: r.get(1)?,
@@ -780,22 +796,17 @@ pub fn search(
          WHERE messages_fts MATCH ?",
     );
     let mut args: Vec<SqlValue> = vec![expr.into()];
-    if let Some(s) = f.since {
-        sql.push_str(" AND m.ts >= ?");
-        args.push(s.into());
-    }
-    if let Some(u) = f.until {
-        sql.push_str(" AND m.ts < ?");
-        args.push(u.into());
-    }
-    if let Some(p) = &f.platform {
-        sql.push_str(" AND m.platform = ?");
-        args.push(p.clone().into());
-    }
-    if let Some(p) = &f.project {
-        sql.push_str(" AND instr(coalesce(s.project_path, ''), ?) > 0");
-        args.push(p.clone().into());
-    }
+    push_filter(
+        &mut sql,
+        &mut args,
+        f,
+        &Cols {
+            start: "m.ts",
+            end: "m.ts",
+            platform: "m.platform",
+            project: "s.project_path",
+        },
+    );
     sql.push_str(" ORDER BY rank, m.ts DESC LIMIT ? OFFSET ?");
     args.push((limit + 1).into());
     args.push(offset.into());
@@ -847,22 +858,7 @@ pub fn tool_stats(conn: &Connection, f: &Filter) -> Result<ToolStats> {
         "SELECT name, count(*), coalesce(sum(is_error), 0) FROM tool_calls WHERE name IS NOT NULL",
     );
     let mut args: Vec<SqlValue> = Vec::new();
-    if let Some(s) = f.since {
-        sql.push_str(" AND coalesce(started_at, finished_at) >= ?");
-        args.push(s.into());
-    }
-    if let Some(u) = f.until {
-        sql.push_str(" AND coalesce(started_at, finished_at) < ?");
-        args.push(u.into());
-    }
-    if let Some(p) = &f.platform {
-        sql.push_str(" AND platform = ?");
-        args.push(p.clone().into());
-    }
-    if let Some(p) = &f.project {
-        sql.push_str(" AND instr(coalesce(project_path, ''), ?) > 0");
-        args.push(p.clone().into());
-    }
+    push_filter(&mut sql, &mut args, f, &TOOL_COLS);
     sql.push_str(" GROUP BY name ORDER BY count(*) DESC, name");
     let tools = conn
         .prepare_cached(&sql)?
