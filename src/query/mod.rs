@@ -622,32 +622,48 @@ fn metrics_by_dimension(
     let mut tc_where = String::from("WHERE 1=1");
     let mut tc_args: Vec<SqlValue> = Vec::new();
     push_filter(&mut tc_where, &mut tc_args, f, &TOOL_COLS);
-    let mut acc: BTreeMap<String, (Counters, BTreeSet<(String, String)>)> = BTreeMap::new();
-    let mut all: (Counters, BTreeSet<(String, String)>) = Default::default();
+    // (counters, distinct sessions) per key, and for everything.
+    let mut acc: BTreeMap<String, (Counters, i64)> = BTreeMap::new();
+    let mut all: (Counters, i64) = Default::default();
     {
+        // Grouping sets in one pass: per key, then the grand total (key NULL).
         let mut stmt = conn.prepare(&format!(
-            "SELECT {col}, platform, session_id, sum(input_tokens), sum(output_tokens), sum(cache_creation_tokens),
-                    sum(cache_read_tokens), sum(cost_pusd), count(*), sum(1 - priced)
-             FROM api_responses {wh} GROUP BY 1, 2, 3"
+            "WITH r AS (SELECT {col} AS k, * FROM api_responses {wh})
+             SELECT k, sum(input_tokens), sum(output_tokens), sum(cache_creation_tokens),
+                    sum(cache_read_tokens), sum(cost_pusd), count(*), sum(1 - priced),
+                    count(DISTINCT platform || '|' || session_id)
+             FROM r GROUP BY k
+             UNION ALL
+             SELECT NULL, coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),
+                    coalesce(sum(cache_creation_tokens), 0), coalesce(sum(cache_read_tokens), 0),
+                    coalesce(sum(cost_pusd), 0), count(*), coalesce(sum(1 - priced), 0),
+                    count(DISTINCT platform || '|' || session_id)
+             FROM r"
         ))?;
         let mut rows = stmt.query(params_from_iter(args.iter()))?;
         while let Some(r) = rows.next()? {
             let c = Counters {
-                input: r.get(3)?,
-                output: r.get(4)?,
-                cache_creation: r.get(5)?,
-                cache_read: r.get(6)?,
-                cost_pusd: r.get(7)?,
-                responses: r.get(8)?,
-                unpriced: r.get(9)?,
+                input: r.get(1)?,
+                output: r.get(2)?,
+                cache_creation: r.get(3)?,
+                cache_read: r.get(4)?,
+                cost_pusd: r.get(5)?,
+                responses: r.get(6)?,
+                unpriced: r.get(7)?,
                 ..Counters::default()
             };
-            let s: (String, String) = (r.get(1)?, r.get(2)?);
-            let e = acc.entry(r.get(0)?).or_default();
-            e.0.add(&c);
-            e.1.insert(s.clone());
-            all.0.add(&c);
-            all.1.insert(s);
+            let sessions: i64 = r.get(8)?;
+            match r.get::<_, Option<String>>(0)? {
+                Some(k) => {
+                    let e = acc.entry(k).or_default();
+                    e.0.add(&c);
+                    e.1 += sessions;
+                }
+                None => {
+                    all.0.add(&c);
+                    all.1 = sessions;
+                }
+            }
         }
     }
     {
@@ -673,16 +689,13 @@ fn metrics_by_dimension(
             all.0.add(&c);
         }
     }
-    let mut rows: Vec<MetricsRow> = acc
-        .into_iter()
-        .map(|(k, (c, s))| row(k, &c, s.len() as i64))
-        .collect();
+    let mut rows: Vec<MetricsRow> = acc.into_iter().map(|(k, (c, s))| row(k, &c, s)).collect();
     rows.sort_by(|a, b| {
         b.cost_usd
             .total_cmp(&a.cost_usd)
             .then_with(|| a.key.cmp(&b.key))
     });
-    let t = row(String::new(), &all.0, all.1.len() as i64);
+    let t = row(String::new(), &all.0, all.1);
     Ok((
         rows,
         MetricsTotals {
