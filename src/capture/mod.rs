@@ -345,6 +345,15 @@ impl Capture {
     }
 }
 
+/// Events that can mean new transcript content: creation, writes, renames (and rescans).
+fn wants(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    matches!(
+        kind,
+        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Any | EventKind::Other
+    )
+}
+
 /// Watches the directories recursively; changed transcript paths go to `tx`. Returns the
 /// watcher (dropping it stops watching), or None when watching is unavailable, in which case
 /// the periodic rescan does the work.
@@ -355,6 +364,11 @@ fn watch(
     use notify::{RecursiveMode, Watcher};
     let handler = move |res: notify::Result<notify::Event>| {
         if let Ok(ev) = res {
+            // Reading a transcript raises access events; reacting to them would make every
+            // capture trigger the next one.
+            if !wants(&ev.kind) {
+                return;
+            }
             for p in ev.paths {
                 if claude_code::is_transcript(&p) {
                     let _ = tx.send(p);
@@ -377,4 +391,22 @@ fn watch(
         }
     }
     Some(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
+
+    #[test]
+    fn reading_a_file_does_not_trigger_capture() {
+        assert!(!super::wants(&EventKind::Access(AccessKind::Open(
+            AccessMode::Read
+        ))));
+        assert!(!super::wants(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(super::wants(&EventKind::Modify(ModifyKind::Any)));
+        assert!(super::wants(&EventKind::Create(CreateKind::File)));
+    }
 }

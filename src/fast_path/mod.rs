@@ -20,6 +20,9 @@ use crate::store::codec::Compressor;
 
 pub const BATCH: usize = 100;
 pub const BATCH_WAIT: Duration = Duration::from_millis(100);
+/// How long an idle read blocks. XREADGROUP returns as soon as any entry arrives, so this
+/// adds no latency; it only bounds idle wake-ups and the time shutdown waits for a step.
+pub const IDLE_BLOCK: Duration = Duration::from_millis(500);
 pub const CLAIM_IDLE: Duration = Duration::from_secs(5);
 pub const MAX_DELIVERIES: usize = 5;
 
@@ -105,7 +108,7 @@ impl FastPath {
         db: &std::path::Path,
         consumer: String,
     ) -> Result<FastPath, FastPathError> {
-        let reader = queue.blocking(BATCH_WAIT).await?;
+        let reader = queue.blocking(IDLE_BLOCK).await?;
         let conn = crate::store::open_writer(db)?;
         Ok(FastPath {
             queue,
@@ -120,7 +123,7 @@ impl FastPath {
     ///
     /// A step is never cancelled half-way (that would leave a read batch unacknowledged until
     /// it is reclaimed); shutdown is checked between steps, which block at most
-    /// [`BATCH_WAIT`].
+    /// [`IDLE_BLOCK`].
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut last_claim: Option<std::time::Instant> = None;
         let mut backoff = Duration::from_millis(100);
@@ -160,7 +163,7 @@ impl FastPath {
                 queue::FAST_GROUP,
                 &self.consumer,
                 BATCH,
-                BATCH_WAIT,
+                IDLE_BLOCK,
             )
             .await?;
         let n = entries.len();

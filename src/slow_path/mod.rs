@@ -178,6 +178,10 @@ impl SlowPath {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut redis = self.queue.conn();
         let mut backoff = Duration::from_millis(100);
+        // A lost wake-up (the fast path died between commit and CDC) is caught by a round
+        // every few seconds; otherwise an idle slow path does not touch the database.
+        let mut last_round = std::time::Instant::now();
+        let mut first = true;
         loop {
             let woke = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -190,6 +194,11 @@ impl SlowPath {
                     Vec::new()
                 }
             };
+            if ids.is_empty() && !first && last_round.elapsed() < Duration::from_secs(5) {
+                continue;
+            }
+            first = false;
+            last_round = std::time::Instant::now();
             match catch_up(&mut self.conn, &mut redis).await {
                 Ok(n) => {
                     if n > 0 {
