@@ -277,6 +277,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     let server = Telemetry::new(State {
         db: cfg.db_path(),
+        reader: std::sync::Mutex::new(None),
         queue,
         privacy: cfg.privacy,
     });

@@ -24,6 +24,8 @@ use crate::queue::Queue;
 /// What the tools need: where the database is, Redis for metrics and status, the privacy mode.
 pub struct State {
     pub db: PathBuf,
+    /// The read-only connection, opened on first use.
+    pub reader: std::sync::Mutex<Option<rusqlite::Connection>>,
     pub queue: Option<Queue>,
     pub privacy: PrivacyMode,
 }
@@ -141,8 +143,27 @@ impl Telemetry {
         }
     }
 
-    fn reader(&self) -> Result<rusqlite::Connection, String> {
-        crate::store::open_reader(&self.state.db).map_err(|e| e.to_string())
+    /// Runs `f` on the shared read-only connection (opened on first use, kept so prepared
+    /// statements are reused), off the async worker.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<T, QueryError>,
+    ) -> Result<T, String> {
+        tokio::task::block_in_place(|| {
+            let mut guard = self
+                .state
+                .reader
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if guard.is_none() {
+                *guard =
+                    Some(crate::store::open_reader(&self.state.db).map_err(|e| e.to_string())?);
+            }
+            match guard.as_ref() {
+                Some(conn) => f(conn).map_err(err),
+                None => Err("the telemetry database is not open".to_string()),
+            }
+        })
     }
 }
 
@@ -159,7 +180,6 @@ impl Telemetry {
         &self,
         Parameters(a): Parameters<ListSessionsArgs>,
     ) -> Result<Json<SessionList>, String> {
-        let conn = self.reader()?;
         let tz = Tz::local();
         let f = filter(
             &tz,
@@ -169,11 +189,8 @@ impl Telemetry {
             a.project,
         )
         .map_err(err)?;
-        tokio::task::block_in_place(|| {
-            query::list_sessions(&conn, &f, a.limit, a.cursor.as_deref())
-        })
-        .map(Json)
-        .map_err(err)
+        self.read(|c| query::list_sessions(c, &f, a.limit, a.cursor.as_deref()))
+            .map(Json)
     }
 
     /// One session in detail: totals, tools used with error counts, sub-agents, first prompt.
@@ -187,10 +204,8 @@ impl Telemetry {
         &self,
         Parameters(a): Parameters<SessionArgs>,
     ) -> Result<Json<SessionSummary>, String> {
-        let conn = self.reader()?;
-        tokio::task::block_in_place(|| query::session_summary(&conn, &a.session_id))
+        self.read(|c| query::session_summary(c, &a.session_id))
             .map(Json)
-            .map_err(err)
     }
 
     /// Tokens, cost (USD), sessions, responses and tool calls grouped by day, week (Monday), month, model, project, platform or session.
@@ -225,10 +240,8 @@ impl Telemetry {
             },
             None => None,
         };
-        let conn = self.reader()?;
-        tokio::task::block_in_place(|| query::get_metrics(&conn, buckets, &f, group_by, &tz))
+        self.read(|c| query::get_metrics(c, buckets, &f, group_by, &tz))
             .map(Json)
-            .map_err(err)
     }
 
     /// Full-text search over prompts and assistant prose; most relevant first.
@@ -242,7 +255,6 @@ impl Telemetry {
         &self,
         Parameters(a): Parameters<SearchArgs>,
     ) -> Result<Json<SearchResult>, String> {
-        let conn = self.reader()?;
         let tz = Tz::local();
         let f = filter(
             &tz,
@@ -252,18 +264,9 @@ impl Telemetry {
             a.project,
         )
         .map_err(err)?;
-        tokio::task::block_in_place(|| {
-            query::search(
-                &conn,
-                &a.query,
-                &f,
-                a.limit,
-                a.cursor.as_deref(),
-                self.state.privacy,
-            )
-        })
-        .map(Json)
-        .map_err(err)
+        let privacy = self.state.privacy;
+        self.read(|c| query::search(c, &a.query, &f, a.limit, a.cursor.as_deref(), privacy))
+            .map(Json)
     }
 
     /// Calls, errors and error rate per tool (Bash, Edit, MCP tools, ...), most used first.
@@ -277,7 +280,6 @@ impl Telemetry {
         &self,
         Parameters(a): Parameters<ToolStatsArgs>,
     ) -> Result<Json<ToolStats>, String> {
-        let conn = self.reader()?;
         let tz = Tz::local();
         let f = filter(
             &tz,
@@ -287,9 +289,7 @@ impl Telemetry {
             a.project,
         )
         .map_err(err)?;
-        tokio::task::block_in_place(|| query::tool_stats(&conn, &f))
-            .map(Json)
-            .map_err(err)
+        self.read(|c| query::tool_stats(c, &f)).map(Json)
     }
 
     /// Health of the ingestion pipeline: queue depth, consumer lag, dead letters, last event per source, capture lease holder, data freshness.
