@@ -110,6 +110,7 @@ impl FastPath {
     ) -> Result<FastPath, FastPathError> {
         let reader = queue.blocking(IDLE_BLOCK).await?;
         let conn = crate::store::open_writer(db)?;
+        crate::store::no_autocheckpoint(&conn)?;
         Ok(FastPath {
             queue,
             reader,
