@@ -144,3 +144,37 @@ fn every_fixture_parses_to_the_checked_in_expectation() {
         );
     }
 }
+
+#[test]
+fn tool_calls_are_paired_with_their_results_and_timed() {
+    let f = support::fixtures().join("spotter/tool_heavy.jsonl");
+    let home = tempfile::tempdir().expect("dir");
+    let mut conn = blueplane::store::open_writer(&home.path().join("t.db")).expect("db");
+    let ctx = FileContext::for_path(&f);
+    let chunk = tailer::read_new(&f, None).expect("read");
+    let events: Vec<_> = chunk
+        .lines()
+        .filter_map(
+            |(off, line)| match parse_line(&ctx, off, line, PrivacyMode::Standard) {
+                Parsed::Event(e) => Some(*e),
+                _ => None,
+            },
+        )
+        .collect();
+    let mut zlib = blueplane::store::codec::Compressor::default();
+    blueplane::fast_path::insert_batch(&mut conn, &mut zlib, &events).expect("insert");
+    while blueplane::slow_path::process_round(&mut conn, 1000)
+        .expect("derive")
+        .0
+        > 0
+    {}
+    let (calls, paired, min_ms, max_ms): (i64, i64, i64, i64) = conn
+        .query_row(
+            "SELECT count(*), count(duration_ms), min(duration_ms), max(duration_ms) FROM tool_calls",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .expect("tool calls");
+    assert_eq!((calls, paired), (6, 6));
+    assert!(min_ms >= 0 && max_ms < 600_000, "{min_ms}..{max_ms}");
+}

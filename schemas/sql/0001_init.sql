@@ -111,7 +111,9 @@ CREATE TABLE tool_calls (
     finished_at  INTEGER,
     is_error     INTEGER,
     input_meta   TEXT,
-    result_meta  TEXT
+    result_meta  TEXT,
+    -- Wall time from the tool_use record to its tool_result record.
+    duration_ms  INTEGER GENERATED ALWAYS AS (finished_at - started_at) VIRTUAL
 ) STRICT;
 CREATE INDEX tool_calls_session ON tool_calls (session_id);
 CREATE INDEX tool_calls_started ON tool_calls (started_at);
