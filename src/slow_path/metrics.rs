@@ -266,11 +266,14 @@ pub async fn read_buckets(
             p.hgetall(q_key(b)).smembers(qs_key(b));
         }
         let replies: Vec<redis::Value> = p.query_async(conn).await?;
-        for (i, &b) in chunk.iter().enumerate() {
-            let fields: Vec<(String, i64)> =
-                redis::from_redis_value(replies[2 * i].clone()).unwrap_or_default();
-            let members: Vec<String> =
-                redis::from_redis_value(replies[2 * i + 1].clone()).unwrap_or_default();
+        let mut replies = replies.into_iter();
+        for &b in chunk {
+            // Two replies per bucket, taken by value (no copies of large replies).
+            let (Some(fields), Some(members)) = (replies.next(), replies.next()) else {
+                break;
+            };
+            let fields: Vec<(String, i64)> = redis::from_redis_value(fields).unwrap_or_default();
+            let members: Vec<String> = redis::from_redis_value(members).unwrap_or_default();
             let mut agg = BucketAgg {
                 bucket: b,
                 ..BucketAgg::default()
