@@ -135,20 +135,13 @@ pub struct FilterArgs {
 
 impl FilterArgs {
     fn to_filter(&self, tz: &Tz) -> anyhow::Result<Filter> {
-        Ok(Filter {
-            since: self
-                .since
-                .as_deref()
-                .map(|s| tz.parse_bound(s, false))
-                .transpose()?,
-            until: self
-                .until
-                .as_deref()
-                .map(|s| tz.parse_bound(s, true))
-                .transpose()?,
-            platform: self.platform.clone(),
-            project: self.project.clone(),
-        })
+        Ok(Filter::parse(
+            tz,
+            self.since.as_deref(),
+            self.until.as_deref(),
+            self.platform.clone(),
+            self.project.clone(),
+        )?)
     }
 }
 

@@ -112,21 +112,6 @@ fn limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error
     }
 }
 
-fn filter(
-    tz: &Tz,
-    since: Option<&str>,
-    until: Option<&str>,
-    platform: Option<String>,
-    project: Option<String>,
-) -> Result<Filter, QueryError> {
-    Ok(Filter {
-        since: since.map(|s| tz.parse_bound(s, false)).transpose()?,
-        until: until.map(|s| tz.parse_bound(s, true)).transpose()?,
-        platform: platform.filter(|p| !p.is_empty()),
-        project: project.filter(|p| !p.is_empty()),
-    })
-}
-
 fn err(e: QueryError) -> String {
     match e {
         QueryError::Sqlite(s) => {
@@ -181,7 +166,7 @@ impl Telemetry {
         Parameters(a): Parameters<ListSessionsArgs>,
     ) -> Result<Json<SessionList>, String> {
         let tz = Tz::local();
-        let f = filter(
+        let f = Filter::parse(
             &tz,
             a.since.as_deref(),
             a.until.as_deref(),
@@ -221,7 +206,7 @@ impl Telemetry {
     ) -> Result<Json<Metrics>, String> {
         let tz = Tz::parse(a.timezone.as_deref()).map_err(err)?;
         let group_by = GroupBy::parse(a.group_by.as_deref().unwrap_or("day")).map_err(err)?;
-        let f = filter(
+        let f = Filter::parse(
             &tz,
             a.since.as_deref(),
             a.until.as_deref(),
@@ -256,7 +241,7 @@ impl Telemetry {
         Parameters(a): Parameters<SearchArgs>,
     ) -> Result<Json<SearchResult>, String> {
         let tz = Tz::local();
-        let f = filter(
+        let f = Filter::parse(
             &tz,
             a.since.as_deref(),
             a.until.as_deref(),
@@ -281,7 +266,7 @@ impl Telemetry {
         Parameters(a): Parameters<ToolStatsArgs>,
     ) -> Result<Json<ToolStats>, String> {
         let tz = Tz::local();
-        let f = filter(
+        let f = Filter::parse(
             &tz,
             a.since.as_deref(),
             a.until.as_deref(),

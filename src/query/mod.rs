@@ -13,7 +13,7 @@ use rusqlite::{Connection, params_from_iter, types::Value as SqlValue};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::slow_path::metrics::{self, BucketAgg, Counters, SqlFilter};
+use crate::slow_path::metrics::{self, BucketAgg, Counters, SqlFilter, USAGE_SUMS};
 use crate::slow_path::pricing::pusd_to_usd;
 use time::{GroupBy, Tz};
 
@@ -45,6 +45,26 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// A filter from user input: dates or date-times in `tz` (an `until` date includes its
+    /// whole day); empty strings mean "no filter".
+    ///
+    /// # Errors
+    /// [`QueryError::Invalid`] for a bound that is not a date or time.
+    pub fn parse(
+        tz: &Tz,
+        since: Option<&str>,
+        until: Option<&str>,
+        platform: Option<String>,
+        project: Option<String>,
+    ) -> Result<Filter> {
+        Ok(Filter {
+            since: since.map(|s| tz.parse_bound(s, false)).transpose()?,
+            until: until.map(|s| tz.parse_bound(s, true)).transpose()?,
+            platform: platform.filter(|p| !p.is_empty()),
+            project: project.filter(|p| !p.is_empty()),
+        })
+    }
+
     /// Validates `platform`.
     ///
     /// # Errors
@@ -340,8 +360,7 @@ fn fill_sessions(conn: &Connection, base: Vec<BaseSession>) -> Result<Vec<Sessio
     let mut usage: BTreeMap<String, (Counters, BTreeSet<String>)> = BTreeMap::new();
     {
         let mut stmt = conn.prepare(&format!(
-            "SELECT session_id, model, sum(input_tokens), sum(output_tokens), sum(cache_creation_tokens),
-                    sum(cache_read_tokens), sum(cost_pusd), count(*), sum(1 - priced)
+            "SELECT session_id, model, {USAGE_SUMS}
              FROM api_responses WHERE session_id IN ({ph}) GROUP BY session_id, model"
         ))?;
         let mut rows = stmt.query(params_from_iter(ids.iter()))?;
@@ -351,16 +370,7 @@ fn fill_sessions(conn: &Connection, base: Vec<BaseSession>) -> Result<Vec<Sessio
             if let Some(m) = model.filter(|m| m != "<synthetic>") {
                 e.1.insert(m);
             }
-            e.0.add(&Counters {
-                input: r.get(2)?,
-                output: r.get(3)?,
-                cache_creation: r.get(4)?,
-                cache_read: r.get(5)?,
-                cost_pusd: r.get(6)?,
-                responses: r.get(7)?,
-                unpriced: r.get(8)?,
-                ..Counters::default()
-            });
+            e.0.add(&Counters::usage_at(r, 2)?);
         }
     }
     let mut tools: BTreeMap<String, (i64, i64)> = BTreeMap::new();
@@ -629,29 +639,15 @@ fn metrics_by_dimension(
         // Grouping sets in one pass: per key, then the grand total (key NULL).
         let mut stmt = conn.prepare(&format!(
             "WITH r AS (SELECT {col} AS k, * FROM api_responses {wh})
-             SELECT k, sum(input_tokens), sum(output_tokens), sum(cache_creation_tokens),
-                    sum(cache_read_tokens), sum(cost_pusd), count(*), sum(1 - priced),
-                    count(DISTINCT platform || '|' || session_id)
+             SELECT k, {USAGE_SUMS}, count(DISTINCT platform || '|' || session_id)
              FROM r GROUP BY k
              UNION ALL
-             SELECT NULL, coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),
-                    coalesce(sum(cache_creation_tokens), 0), coalesce(sum(cache_read_tokens), 0),
-                    coalesce(sum(cost_pusd), 0), count(*), coalesce(sum(1 - priced), 0),
-                    count(DISTINCT platform || '|' || session_id)
+             SELECT NULL, {USAGE_SUMS}, count(DISTINCT platform || '|' || session_id)
              FROM r"
         ))?;
         let mut rows = stmt.query(params_from_iter(args.iter()))?;
         while let Some(r) = rows.next()? {
-            let c = Counters {
-                input: r.get(1)?,
-                output: r.get(2)?,
-                cache_creation: r.get(3)?,
-                cache_read: r.get(4)?,
-                cost_pusd: r.get(5)?,
-                responses: r.get(6)?,
-                unpriced: r.get(7)?,
-                ..Counters::default()
-            };
+            let c = Counters::usage_at(r, 1)?;
             let sessions: i64 = r.get(8)?;
             match r.get::<_, Option<String>>(0)? {
                 Some(k) => {

@@ -92,6 +92,31 @@ impl Counters {
     }
 }
 
+/// The usage aggregate over `api_responses` rows, in the column order [`Counters::usage_at`]
+/// reads (an empty group reads as zeros).
+pub const USAGE_SUMS: &str = "coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),
+    coalesce(sum(cache_creation_tokens), 0), coalesce(sum(cache_read_tokens), 0),
+    coalesce(sum(cost_pusd), 0), count(*), coalesce(sum(1 - priced), 0)";
+
+impl Counters {
+    /// The usage counters selected with [`USAGE_SUMS`] starting at column `first`.
+    ///
+    /// # Errors
+    /// When a column is missing or not an integer.
+    pub fn usage_at(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Counters> {
+        Ok(Counters {
+            input: r.get(first)?,
+            output: r.get(first + 1)?,
+            cache_creation: r.get(first + 2)?,
+            cache_read: r.get(first + 3)?,
+            cost_pusd: r.get(first + 4)?,
+            responses: r.get(first + 5)?,
+            unpriced: r.get(first + 6)?,
+            ..Counters::default()
+        })
+    }
+}
+
 /// Everything known about one quarter hour.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BucketAgg {
@@ -126,15 +151,13 @@ pub fn compute_range(
     let platform = filter.platform.as_deref();
     let project = filter.project.as_deref();
     {
-        let mut stmt = conn.prepare_cached(
-            "SELECT ts / 900000, platform, sum(input_tokens), sum(output_tokens),
-                    sum(cache_creation_tokens), sum(cache_read_tokens), sum(cost_pusd), count(*),
-                    sum(1 - priced)
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT ts / 900000, platform, {USAGE_SUMS}
              FROM api_responses
              WHERE ts >= ?1 AND ts < ?2 AND (?3 IS NULL OR platform = ?3)
                AND (?4 IS NULL OR instr(coalesce(project_path, ''), ?4) > 0)
-             GROUP BY 1, 2",
-        )?;
+             GROUP BY 1, 2"
+        ))?;
         let mut rows = stmt.query(params![from, to, platform, project])?;
         while let Some(r) = rows.next()? {
             let b: i64 = r.get(0)?;
@@ -142,14 +165,8 @@ pub fn compute_range(
                 bucket: b,
                 ..BucketAgg::default()
             });
-            let c = agg.platforms.entry(r.get(1)?).or_default();
-            c.input = r.get(2)?;
-            c.output = r.get(3)?;
-            c.cache_creation = r.get(4)?;
-            c.cache_read = r.get(5)?;
-            c.cost_pusd = r.get(6)?;
-            c.responses = r.get(7)?;
-            c.unpriced = r.get(8)?;
+            let usage = Counters::usage_at(r, 2)?;
+            agg.platforms.entry(r.get(1)?).or_default().add(&usage);
         }
     }
     {
