@@ -164,7 +164,7 @@ async fn maintenance(
 /// Redis or SQLite failures.
 pub async fn drained(cfg: &Config, queue: &Queue) -> anyhow::Result<bool> {
     let ev = queue.group_info(queue::EVENTS, queue::FAST_GROUP).await?;
-    if ev.pending > 0 || ev.lag.unwrap_or(ev.length) > 0 && ev.lag != Some(0) {
+    if ev.pending > 0 || ev.lag.unwrap_or(ev.length) > 0 {
         return Ok(false);
     }
     let db = cfg.db_path();

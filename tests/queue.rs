@@ -196,3 +196,51 @@ async fn a_malformed_entry_is_dead_lettered_at_once_and_the_batch_goes_on() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undelivered_entries_are_seen_even_when_redis_cannot_count_the_lag() {
+    let r = TestRedis::start();
+    let q = Queue::connect(&r.url()).await.expect("connect");
+    q.publish(&[event(1), event(2), event(3)], &[], None)
+        .await
+        .expect("publish");
+    // Deleting an undelivered entry makes Redis report the group's lag as unknown.
+    let ids =
+        support::redis::command(&r.socket, &["XRANGE", queue::EVENTS, "-", "+"]).expect("xrange");
+    let second = match ids {
+        support::redis::Resp::Array(Some(items)) => match &items[1] {
+            support::redis::Resp::Array(Some(e)) => match &e[0] {
+                support::redis::Resp::Bulk(Some(id)) => String::from_utf8(id.clone()).expect("id"),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    support::redis::command(&r.socket, &["XDEL", queue::EVENTS, &second]).expect("xdel");
+    let info = q
+        .group_info(queue::EVENTS, queue::FAST_GROUP)
+        .await
+        .expect("info");
+    assert_eq!(info.lag, Some(1), "undelivered entries remain");
+    let reader = q
+        .blocking(Duration::from_millis(100))
+        .await
+        .expect("reader");
+    let got = reader
+        .read_group(
+            queue::EVENTS,
+            queue::FAST_GROUP,
+            "c",
+            10,
+            Duration::from_millis(100),
+        )
+        .await
+        .expect("read");
+    assert_eq!(got.len(), 2);
+    let info = q
+        .group_info(queue::EVENTS, queue::FAST_GROUP)
+        .await
+        .expect("info");
+    assert_eq!(info.lag, Some(0), "everything delivered");
+}

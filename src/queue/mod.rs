@@ -137,6 +137,16 @@ impl Entry {
     }
 }
 
+/// Connection settings: fail fast on connect, few quick retries, and a response timeout that
+/// must exceed any BLOCK issued on the connection.
+fn manager_config(response_timeout: Duration) -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(response_timeout))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_millis(500))
+}
+
 /// Client for the pipeline's streams. Cheap to clone (shares one multiplexed connection).
 #[derive(Clone)]
 pub struct Queue {
@@ -151,12 +161,9 @@ impl Queue {
     /// [`QueueError::Unavailable`] when Redis does not answer.
     pub async fn connect(url: &str) -> Result<Queue> {
         let client = redis::Client::open(url)?;
-        let cfg = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(10)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = client.get_connection_manager_with_config(cfg).await?;
+        let conn = client
+            .get_connection_manager_with_config(manager_config(Duration::from_secs(10)))
+            .await?;
         let q = Queue { conn, client };
         q.ensure_groups().await?;
         Ok(q)
@@ -168,12 +175,10 @@ impl Queue {
     /// # Errors
     /// When Redis does not answer.
     pub async fn blocking(&self, block: Duration) -> Result<Queue> {
-        let cfg = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(block + Duration::from_secs(5)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = self.client.get_connection_manager_with_config(cfg).await?;
+        let conn = self
+            .client
+            .get_connection_manager_with_config(manager_config(block + Duration::from_secs(5)))
+            .await?;
         Ok(Queue {
             conn,
             client: self.client.clone(),
@@ -477,10 +482,26 @@ impl Queue {
         let length: usize = c.xlen(stream).await?;
         let groups: redis::streams::StreamInfoGroupsReply = c.xinfo_groups(stream).await?;
         let g = groups.groups.iter().find(|g| g.name == group);
+        let mut lag = g.and_then(|g| g.lag);
+        if let (None, Some(g)) = (lag, g) {
+            // Redis cannot count the lag (e.g. after deletions): at least tell "none" from
+            // "some" by looking for an entry after the last delivered one.
+            let next: Value = redis::cmd("XRANGE")
+                .arg(stream)
+                .arg(format!("({}", g.last_delivered_id))
+                .arg("+")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut c)
+                .await?;
+            lag = Some(usize::from(
+                matches!(next, Value::Array(ref a) if !a.is_empty()),
+            ));
+        }
         Ok(GroupInfo {
             length,
             pending: g.map(|g| g.pending).unwrap_or(0),
-            lag: g.and_then(|g| g.lag),
+            lag,
             consumers: g.map(|g| g.consumers).unwrap_or(0),
         })
     }
@@ -517,7 +538,8 @@ impl Queue {
 pub struct GroupInfo {
     pub length: usize,
     pub pending: usize,
-    /// Entries not yet delivered to the group (None when Redis cannot tell).
+    /// Entries not yet delivered to the group; when Redis cannot count them, 0 or 1 (some).
+    /// None only when the group does not exist.
     pub lag: Option<usize>,
     pub consumers: usize,
 }
