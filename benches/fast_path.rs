@@ -19,7 +19,7 @@
 
 use std::time::{Duration, Instant};
 
-use blueplane::event::{Event, Platform};
+use blueplane::event::{Event, Platform, Source};
 use blueplane::store::codec::{Compressor, LEVEL};
 
 const WORDS: &[&str] = &[
@@ -177,8 +177,10 @@ fn event(rng: &mut Rng, session: &str, source: &str, n: u64, ts: i64) -> Event {
         kind: kind.to_string(),
         session_id: Some(session.to_string()),
         timestamp_ms: Some(ts),
-        source: source.to_string(),
-        offset: n * 1500,
+        source: Source::FileLine {
+            path: source.to_string(),
+            offset: n * 1500,
+        },
         payload,
     }
 }

@@ -55,12 +55,93 @@ pub struct Event {
     pub session_id: Option<String>,
     /// Event time in milliseconds since the Unix epoch (UTC), when the source gives one.
     pub timestamp_ms: Option<i64>,
-    /// Where it came from: the transcript path.
-    pub source: String,
-    /// Byte offset of the line in `source`.
-    pub offset: u64,
+    /// Where it came from.
+    pub source: Source,
     /// The filtered record as compact JSON.
     pub payload: String,
+}
+
+/// Where an event came from. Ids of mutable sources (a database row rewritten in place)
+/// include the content version, so a new version is a new event, never a duplicate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A line of a transcript file at a byte offset.
+    FileLine { path: String, offset: u64 },
+    /// A hook payload received on stdin.
+    Hook { event: String, received_at: i64 },
+    /// A row of an application database (Cursor's `state.vscdb`).
+    DbRow {
+        db: String,
+        key: String,
+        version: i64,
+    },
+}
+
+impl Source {
+    /// `file`, `hook` or `db` (the `raw_traces.source_kind` column).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::FileLine { .. } => "file",
+            Source::Hook { .. } => "hook",
+            Source::DbRow { .. } => "db",
+        }
+    }
+
+    /// The path, hook event or database.
+    pub fn location(&self) -> &str {
+        match self {
+            Source::FileLine { path, .. } => path,
+            Source::Hook { event, .. } => event,
+            Source::DbRow { db, .. } => db,
+        }
+    }
+
+    /// The number that places the event in its source: byte offset, receive time, version.
+    pub fn position(&self) -> i64 {
+        match self {
+            Source::FileLine { offset, .. } => *offset as i64,
+            Source::Hook { received_at, .. } => *received_at,
+            Source::DbRow { version, .. } => *version,
+        }
+    }
+
+    /// The row key of a database source.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Source::DbRow { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
+    /// Rebuilds a source from its kind, location, position and key (the stream fields).
+    pub fn from_parts(
+        kind: &str,
+        location: &str,
+        position: i64,
+        key: Option<&str>,
+    ) -> Option<Source> {
+        match kind {
+            "file" => Some(Source::FileLine {
+                path: location.to_string(),
+                offset: u64::try_from(position).ok()?,
+            }),
+            "hook" => Some(Source::Hook {
+                event: location.to_string(),
+                received_at: position,
+            }),
+            "db" => Some(Source::DbRow {
+                db: location.to_string(),
+                key: key?.to_string(),
+                version: position,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Id of a database row at a content version: `<prefix>:<key>@<version>`.
+pub fn db_row_id(prefix: &str, key: &str, version: i64) -> String {
+    format!("{prefix}:{key}@{version}")
 }
 
 /// Id of a transcript line: its `uuid` scoped by session when it has one (a resumed session may
@@ -110,6 +191,30 @@ mod tests {
         assert_eq!(h, transcript_line_id(None, None, "/a", 10, b"{}"));
         assert_ne!(h, transcript_line_id(None, None, "/a", 11, b"{}"));
         assert_ne!(h, transcript_line_id(None, None, "/a", 10, b"{ }"));
+    }
+
+    #[test]
+    fn sources_round_trip_through_their_parts() {
+        for s in [
+            Source::FileLine {
+                path: "/a.jsonl".into(),
+                offset: 7,
+            },
+            Source::Hook {
+                event: "PreToolUse".into(),
+                received_at: 1_700_000_000_000,
+            },
+            Source::DbRow {
+                db: "/state.vscdb".into(),
+                key: "bubbleId:c:b".into(),
+                version: 3,
+            },
+        ] {
+            let back = Source::from_parts(s.kind(), s.location(), s.position(), s.key());
+            assert_eq!(back.as_ref(), Some(&s));
+        }
+        assert_eq!(Source::from_parts("ftp", "x", 0, None), None);
+        assert_ne!(db_row_id("cu", "k", 1), db_row_id("cu", "k", 2));
     }
 
     #[test]

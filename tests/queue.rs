@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use blueplane::event::{Event, Platform};
+use blueplane::event::{Event, Platform, Source};
 use blueplane::queue::{self, Queue};
 use support::redis::TestRedis;
 
@@ -16,8 +16,10 @@ fn event(i: usize) -> Event {
         kind: "user".into(),
         session_id: Some("s".into()),
         timestamp_ms: Some(1_767_225_600_000 + i as i64),
-        source: "/t.jsonl".into(),
-        offset: i as u64,
+        source: Source::FileLine {
+            path: "/t.jsonl".into(),
+            offset: i as u64,
+        },
         payload: format!("{{\"type\":\"user\",\"n\":{i}}}"),
     }
 }
@@ -83,14 +85,10 @@ async fn trimming_keeps_every_unacknowledged_entry() {
     assert_eq!(claimed[0].1, 2, "delivered twice");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_that_never_stores_is_dead_lettered_after_max_deliveries() {
-    let r = TestRedis::start();
-    let home = tempfile::tempdir().expect("home");
-    let q = Queue::connect(&r.url()).await.expect("connect");
-    q.publish(&[event(1)], &[], None).await.expect("publish");
-    // A consumer that keeps failing: the entry is delivered and never acknowledged, again
-    // and again (each XCLAIM counts as a delivery).
+/// Publishes one event and makes it look delivered more than MAX_DELIVERIES times to a
+/// consumer that died; returns its stream id.
+async fn over_delivered(q: &Queue, r: &TestRedis, e: Event) -> String {
+    q.publish(&[e], &[], None).await.expect("publish");
     let reader = q
         .blocking(Duration::from_millis(100))
         .await
@@ -121,46 +119,125 @@ async fn a_message_that_never_stores_is_dead_lettered_after_max_deliveries() {
         )
         .expect("xclaim");
     }
+    id
+}
+
+fn flat(r: &support::redis::Resp, out: &mut String) {
+    match r {
+        support::redis::Resp::Bulk(Some(b)) => {
+            out.push_str(&String::from_utf8_lossy(b));
+            out.push(' ');
+        }
+        support::redis::Resp::Array(Some(items)) => items.iter().for_each(|i| flat(i, out)),
+        _ => {}
+    }
+}
+
+fn dlq_text(r: &TestRedis) -> String {
+    let dlq =
+        support::redis::command(&r.socket, &["XRANGE", queue::DLQ, "-", "+"]).expect("xrange");
+    let mut text = String::new();
+    flat(&dlq, &mut text);
+    text
+}
+
+fn raw_rows(db: &std::path::Path) -> i64 {
+    let c = rusqlite::Connection::open(db).expect("db");
+    c.query_row("SELECT count(*) FROM raw_traces", [], |r| r.get(0))
+        .expect("count")
+}
+
+/// Deliveries alone never condemn an entry: one redelivered many times (its consumers kept
+/// dying, or the store was down) is stored once the store is healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_entry_delivered_many_times_is_stored_not_dead_lettered() {
+    let r = TestRedis::start();
+    let home = tempfile::tempdir().expect("home");
+    let q = Queue::connect(&r.url()).await.expect("connect");
+    over_delivered(&q, &r, event(1)).await;
     let mut fp =
         blueplane::fast_path::FastPath::new(q.clone(), &home.path().join("t.db"), "fp".into())
             .await
             .expect("fast path");
     tokio::time::sleep(blueplane::fast_path::CLAIM_IDLE + Duration::from_millis(200)).await;
     fp.reclaim().await.expect("reclaim");
-    assert_eq!(
-        q.dlq_len().await.expect("dlq"),
-        1,
-        "dead-lettered, not retried forever"
-    );
+    assert_eq!(q.dlq_len().await.expect("dlq"), 0, "not dead-lettered");
+    assert_eq!(raw_rows(&home.path().join("t.db")), 1, "stored");
+    let info = q
+        .group_info(queue::EVENTS, queue::FAST_GROUP)
+        .await
+        .expect("info");
+    assert_eq!(info.pending, 0, "acknowledged");
+}
+
+/// A poison entry — a consumer died while storing it alone — goes to the dead-letter stream
+/// instead of killing consumers forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_a_consumer_died_storing_is_dead_lettered() {
+    let r = TestRedis::start();
+    let home = tempfile::tempdir().expect("home");
+    let q = Queue::connect(&r.url()).await.expect("connect");
+    let id = over_delivered(&q, &r, event(1)).await;
+    // The marker a consumer sets before storing a suspect alone, left by one that died.
+    support::redis::command(&r.socket, &["SADD", blueplane::fast_path::SUSPECTS, &id])
+        .expect("sadd");
+    let mut fp =
+        blueplane::fast_path::FastPath::new(q.clone(), &home.path().join("t.db"), "fp".into())
+            .await
+            .expect("fast path");
+    tokio::time::sleep(blueplane::fast_path::CLAIM_IDLE + Duration::from_millis(200)).await;
+    fp.reclaim().await.expect("reclaim");
+    assert_eq!(q.dlq_len().await.expect("dlq"), 1, "dead-lettered");
+    assert_eq!(raw_rows(&home.path().join("t.db")), 0);
     let info = q
         .group_info(queue::EVENTS, queue::FAST_GROUP)
         .await
         .expect("info");
     assert_eq!(info.pending, 0, "acknowledged once dead-lettered");
-    let c = rusqlite::Connection::open(home.path().join("t.db")).expect("db");
-    let n: i64 = c
-        .query_row("SELECT count(*) FROM raw_traces", [], |r| r.get(0))
-        .expect("count");
-    assert_eq!(n, 0);
-    // The dead letter says why and keeps the original fields.
-    let dlq =
-        support::redis::command(&r.socket, &["XRANGE", queue::DLQ, "-", "+"]).expect("xrange");
-    fn flat(r: &support::redis::Resp, out: &mut String) {
-        match r {
-            support::redis::Resp::Bulk(Some(b)) => {
-                out.push_str(&String::from_utf8_lossy(b));
-                out.push(' ');
-            }
-            support::redis::Resp::Array(Some(items)) => items.iter().for_each(|i| flat(i, out)),
-            _ => {}
-        }
-    }
-    let mut text = String::new();
-    flat(&dlq, &mut text);
+    let text = dlq_text(&r);
     assert!(
-        text.contains("deliveries") && text.contains("orig_id"),
+        text.contains("died storing it") && text.contains("orig_id"),
         "{text}"
     );
+}
+
+/// A real per-entry failure on a healthy store (here a trigger rejects one event): the batch
+/// is split, the other events are stored, only the rejected one is dead-lettered with the
+/// store's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_store_rejects_is_found_in_its_batch_and_dead_lettered() {
+    let r = TestRedis::start();
+    let home = tempfile::tempdir().expect("home");
+    let db = home.path().join("t.db");
+    drop(blueplane::store::open_writer(&db).expect("create db"));
+    rusqlite::Connection::open(&db)
+        .expect("db")
+        .execute_batch(
+            "CREATE TRIGGER poison BEFORE INSERT ON raw_traces WHEN NEW.id = 'cc:test:7'
+             BEGIN SELECT RAISE(ABORT, 'poisoned row'); END;",
+        )
+        .expect("trigger");
+    let q = Queue::connect(&r.url()).await.expect("connect");
+    let events: Vec<Event> = (0..20).map(event).collect();
+    q.publish(&events, &[], None).await.expect("publish");
+    let mut fp = blueplane::fast_path::FastPath::new(q.clone(), &db, "fp".into())
+        .await
+        .expect("fast path");
+    let n = fp.step().await.expect("step");
+    assert_eq!(n, 20);
+    assert_eq!(raw_rows(&db), 19, "every other event stored");
+    assert_eq!(q.dlq_len().await.expect("dlq"), 1);
+    assert_eq!(fp.held(), 0, "a rejected entry is not an outage");
+    let text = dlq_text(&r);
+    assert!(
+        text.contains("poisoned row") && text.contains("cc:test:7"),
+        "{text}"
+    );
+    let info = q
+        .group_info(queue::EVENTS, queue::FAST_GROUP)
+        .await
+        .expect("info");
+    assert_eq!(info.pending, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,8 +15,12 @@ use serde_json::Value;
 use super::privacy::{PrivacyMode, filter_claude_record};
 use crate::event::{Event, Platform, parse_timestamp_ms, transcript_line_id};
 
-/// Record types Claude Code writes (formats.md §A4). Anything else is dead-lettered.
-const KNOWN_TYPES: &[&str] = &[
+/// Record types this crate has rules for (formats.md §A4): the privacy filter knows their
+/// fields and the slow path derives from them. Claude Code adds types all the time
+/// (2.1.328 writes `api-request`, `tools-used`, `worktree-state`, ...): any other type is a
+/// normal event, counted per type and kept as metadata only (see
+/// [`crate::capture::privacy::filter_claude_record`]), never a bad line.
+pub const KNOWN_TYPES: &[&str] = &[
     "user",
     "assistant",
     "system",
@@ -99,6 +103,20 @@ pub fn transcript_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// A record type as Claude Code spells them (`api-request`, `file-history-snapshot`): short,
+/// lowercase ASCII letters, digits, `-` and `_`. Anything else is not a record type.
+fn is_type_name(t: &str) -> bool {
+    (1..=64).contains(&t.len())
+        && t.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Whether the slow path and the privacy rules know this record type (others are counted
+/// per type and kept as metadata).
+pub fn is_known_type(t: &str) -> bool {
+    KNOWN_TYPES.contains(&t)
+}
+
 pub fn is_transcript(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "jsonl")
 }
@@ -177,9 +195,10 @@ pub fn parse_line(ctx: &FileContext, offset: u64, line: &[u8], mode: PrivacyMode
     };
     let kind = match obj.get("type").and_then(Value::as_str) {
         Some(t) if KNOWN_TYPES.contains(&t) => t.to_string(),
+        Some(t) if is_type_name(t) => t.to_string(),
         Some(t) => {
             let t: String = t.chars().take(64).collect();
-            return Parsed::Bad(format!("unknown record type '{t}'"));
+            return Parsed::Bad(format!("record type {t:?} is not a type name"));
         }
         // ccusage-style usage-only lines have no `type`.
         None if obj
@@ -191,10 +210,14 @@ pub fn parse_line(ctx: &FileContext, offset: u64, line: &[u8], mode: PrivacyMode
         }
         None => return Parsed::Bad("record without 'type'".into()),
     };
-    let session_id = obj
-        .get("sessionId")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+    // Interactive sessions also write snake_case `session_id` beside `sessionId`.
+    let session_id = ["sessionId", "session_id"]
+        .iter()
+        .find_map(|k| {
+            obj.get(*k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        })
         .map(str::to_string)
         .or_else(|| ctx.session_id.clone());
     let uuid = obj.get("uuid").and_then(Value::as_str);
@@ -218,15 +241,17 @@ pub fn parse_line(ctx: &FileContext, offset: u64, line: &[u8], mode: PrivacyMode
     {
         o.insert("agentId".into(), Value::String(a.clone()));
     }
-    filter_claude_record(&mut v, mode);
+    filter_claude_record(&mut v, mode, trimmed.len());
     Parsed::Event(Box::new(Event {
         id,
         platform: Platform::ClaudeCode,
         kind,
         session_id,
         timestamp_ms,
-        source: ctx.source.clone(),
-        offset,
+        source: crate::event::Source::FileLine {
+            path: ctx.source.clone(),
+            offset,
+        },
         payload: v.to_string(),
     }))
 }
@@ -273,8 +298,13 @@ mod tests {
         );
         assert!(matches!(parse_line(&ctx, 0, b"[1]", m), Parsed::Bad(_)));
         assert!(
-            matches!(parse_line(&ctx, 0, b"{\"type\":\"weird\"}", m), Parsed::Bad(r) if r.contains("weird"))
+            matches!(parse_line(&ctx, 0, b"{\"type\":\"Weird Type!\"}", m), Parsed::Bad(r) if r.contains("Weird"))
         );
+        // A type Claude Code added after this parser was written is a normal event.
+        assert!(matches!(
+            parse_line(&ctx, 0, b"{\"type\":\"brand-new-type\"}", m),
+            Parsed::Event(e) if e.kind == "brand-new-type"
+        ));
         assert!(matches!(
             parse_line(&ctx, 0, b"\xff\xfe", m),
             Parsed::Bad(_)

@@ -2,8 +2,9 @@
 //! `bp:events` stream.
 //!
 //! Invariants: capture never opens SQLite; its only output is the queue. A file's cursor
-//! moves only in the same `MULTI/EXEC` that appends the events it covers (invariant 3), and
-//! only the holder of the capture lease tails files continuously (invariant 7).
+//! moves only in the same script that appends the events it covers (invariant 3), and only
+//! the holder of the capture lease captures: every publish is fenced by the lease token, and
+//! a lost lease stops capture between files and batches (invariant 7).
 
 pub mod claude_code;
 pub mod privacy;
@@ -17,12 +18,13 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::event::Event;
-use crate::queue::{DeadLetter, Queue, QueueError};
+use crate::queue::lease::HeldLease;
+use crate::queue::{Batch, DeadLetter, Queue, QueueError};
 use claude_code::{FileContext, Parsed};
 use privacy::PrivacyMode;
 use tailer::FileCursor;
 
-/// Events per `MULTI/EXEC` (and per cursor move).
+/// Events per publish (and per cursor move).
 const PUBLISH_BATCH: usize = 2_000;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,10 +32,16 @@ const PUBLISH_BATCH: usize = 2_000;
 pub enum CaptureError {
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// The capture lease was lost (or never held): nothing more was written.
+    #[error("the capture lease is held by another process")]
+    LeaseLost,
+    /// Capture was asked to stop; what was published stays published.
+    #[error("capture stopped")]
+    Stopped,
 }
 
 /// Counters of one scan or file.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CaptureStats {
     pub files: u64,
     pub bytes: u64,
@@ -56,6 +64,10 @@ pub struct Capture {
     dirs: Vec<PathBuf>,
     mode: PrivacyMode,
     cursors: HashMap<String, FileCursor>,
+    /// The lease token every publish is fenced by.
+    fence: Option<String>,
+    /// Checked between files and batches.
+    stop: CancellationToken,
 }
 
 impl Capture {
@@ -71,9 +83,36 @@ impl Capture {
             dirs,
             mode,
             cursors: HashMap::new(),
+            fence: None,
+            stop: CancellationToken::new(),
         };
         c.reload_cursors().await?;
         Ok(c)
+    }
+
+    /// Captures under `lease` from now on: every publish is fenced by its token, and a lost
+    /// lease (or `stop`) ends a scan between files and batches. Cursors are reloaded, since a
+    /// previous holder may have moved them.
+    ///
+    /// # Errors
+    /// When the cursors cannot be loaded.
+    pub async fn attach(
+        &mut self,
+        lease: &HeldLease,
+        stop: &CancellationToken,
+    ) -> Result<(), CaptureError> {
+        self.fence = Some(lease.token.clone());
+        let stop = stop.child_token();
+        let lost = lease.lost.clone();
+        let s = stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = lost.cancelled() => s.cancel(),
+                _ = s.cancelled() => {}
+            }
+        });
+        self.stop = stop;
+        self.reload_cursors().await
     }
 
     async fn reload_cursors(&mut self) -> Result<(), CaptureError> {
@@ -120,7 +159,8 @@ impl Capture {
     /// Captures everything new in every file once. `progress` gets the bytes consumed.
     ///
     /// # Errors
-    /// When Redis fails; what was published stays published and cursors say how far.
+    /// Redis failures, a lost lease or a stop; what was published stays published and
+    /// cursors say how far.
     pub async fn scan(
         &mut self,
         mut progress: impl FnMut(u64),
@@ -136,7 +176,7 @@ impl Capture {
     /// Captures the new complete lines of one file.
     ///
     /// # Errors
-    /// When Redis fails.
+    /// Redis failures, a lost lease or a stop.
     pub async fn capture_file(
         &mut self,
         path: &Path,
@@ -149,6 +189,9 @@ impl Capture {
             ..CaptureStats::default()
         };
         loop {
+            if self.stop.is_cancelled() {
+                return Err(CaptureError::Stopped);
+            }
             let prev = self.cursors.get(&key).copied();
             let mode = self.mode;
             let p = path.to_path_buf();
@@ -193,11 +236,10 @@ impl Capture {
             if prev.is_some_and(|p| p == next) && parsed.is_empty() && skipped.is_none() {
                 return Ok(stats);
             }
-            let mut events: Vec<Event> = Vec::new();
-            let mut dead: Vec<DeadLetter> = Vec::new();
+            let mut batch = Pending::default();
             if let Some((off, len)) = skipped {
                 tracing::warn!(path = %key, offset = off, bytes = len, "Skipping over-long transcript line");
-                dead.push(DeadLetter {
+                batch.dead.push(DeadLetter {
                     stage: "capture",
                     reason: format!(
                         "line of {len} bytes exceeds the {} byte limit",
@@ -210,11 +252,11 @@ impl Capture {
             let mut consumed_from = prev.filter(|_| !restarted).map_or(0, |c| c.offset);
             for (off, end, p) in parsed {
                 match p {
-                    Parsed::Event(e) => events.push(*e),
+                    Parsed::Event(e) => batch.push(*e),
                     Parsed::Skip => {}
                     Parsed::Bad(reason) => {
                         tracing::warn!(path = %key, offset = off, %reason, "Bad transcript line");
-                        dead.push(DeadLetter {
+                        batch.dead.push(DeadLetter {
                             stage: "capture",
                             reason,
                             source: key.clone(),
@@ -222,24 +264,26 @@ impl Capture {
                         });
                     }
                 }
-                if events.len() + dead.len() >= PUBLISH_BATCH {
+                if batch.len() >= PUBLISH_BATCH {
                     let cur = FileCursor {
                         offset: end,
                         ..next
                     };
-                    self.publish(&key, &events, &dead, cur).await?;
-                    stats.events += events.len() as u64;
-                    stats.bad_lines += dead.len() as u64;
+                    self.publish(&key, &batch, cur).await?;
+                    stats.events += batch.events.len() as u64;
+                    stats.bad_lines += batch.dead.len() as u64;
                     stats.bytes += end - consumed_from;
                     progress(end - consumed_from);
                     consumed_from = end;
-                    events.clear();
-                    dead.clear();
+                    batch = Pending::default();
+                    if self.stop.is_cancelled() {
+                        return Err(CaptureError::Stopped);
+                    }
                 }
             }
-            self.publish(&key, &events, &dead, next).await?;
-            stats.events += events.len() as u64;
-            stats.bad_lines += dead.len() as u64;
+            self.publish(&key, &batch, next).await?;
+            stats.events += batch.events.len() as u64;
+            stats.bad_lines += batch.dead.len() as u64;
             let delta = next.offset.saturating_sub(consumed_from);
             stats.bytes += delta;
             progress(delta);
@@ -252,96 +296,154 @@ impl Capture {
     async fn publish(
         &mut self,
         key: &str,
-        events: &[Event],
-        dead: &[DeadLetter],
+        batch: &Pending,
         cursor: FileCursor,
     ) -> Result<(), CaptureError> {
-        self.queue
-            .publish(events, dead, Some((key, &cursor.encode())))
+        let new_types: Vec<(String, u64)> = batch.new_types.clone().into_iter().collect();
+        let encoded = cursor.encode();
+        let written = self
+            .queue
+            .publish_batch(&Batch {
+                events: &batch.events,
+                dead: &batch.dead,
+                cursor: Some((key, &encoded)),
+                new_types: &new_types,
+                fence: self.fence.as_deref(),
+            })
             .await?;
+        if !written {
+            self.stop.cancel();
+            return Err(CaptureError::LeaseLost);
+        }
         self.cursors.insert(key.to_string(), cursor);
         Ok(())
     }
 
-    /// Tails the files while this process holds the capture lease, until `shutdown`.
+    /// Tails the files while this process holds the capture lease, until `shutdown`; takes
+    /// the lease over when its holder dies, and serves `backfill`'s scan requests.
     pub async fn run(mut self, holder: String, rescan: Duration, shutdown: CancellationToken) {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
         let _watcher = watch(&self.dirs, tx);
-        let mut have_lease = false;
-        let mut renew = tokio::time::interval(crate::queue::lease::TTL / 3);
-        let mut rescan_tick = tokio::time::interval(rescan);
-        let mut pending: HashSet<PathBuf> = HashSet::new();
-        loop {
-            if !have_lease {
-                match self.queue.acquire_lease(&holder).await {
-                    Ok(true) => {
-                        tracing::info!(holder = %holder, "Took the capture lease");
-                        have_lease = true;
-                        if let Err(e) = self.reload_cursors().await {
-                            tracing::warn!(error = %e, "Cannot load capture cursors");
-                            have_lease = false;
-                        } else {
-                            self.scan_logged().await;
-                        }
-                    }
-                    Ok(false) => {}
+        let mut poll = tokio::time::interval(Duration::from_millis(500));
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        'acquire: loop {
+            // Not the holder: try to take the lease twice a second; drop watcher events (the
+            // holder captures those files).
+            let lease = loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = poll.tick() => {}
+                    Some(_) = rx.recv() => continue,
+                }
+                match HeldLease::try_take(&self.queue, &holder).await {
+                    Ok(Some(l)) => break l,
+                    Ok(None) => {}
                     Err(e) => tracing::debug!(error = %e, "Cannot reach Redis for the lease"),
                 }
+            };
+            tracing::info!(token = %lease.token, "Took the capture lease");
+            if let Err(e) = self.attach(&lease, &shutdown).await {
+                tracing::warn!(error = %e, "Cannot load capture cursors");
+                lease.release().await;
+                continue;
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                Some(p) = rx.recv() => {
-                    pending.insert(p);
-                    // Let a burst of writes settle, then take every path at once.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    while let Ok(p) = rx.try_recv() {
+            while rx.try_recv().is_ok() {}
+            let mut served = self.queue.scan_requested().await.unwrap_or(0);
+            if !self.scan_logged(&mut served).await {
+                lease.release().await;
+                continue 'acquire;
+            }
+            let mut rescan_tick = tokio::time::interval(rescan);
+            rescan_tick.tick().await;
+            let mut pending: HashSet<PathBuf> = HashSet::new();
+            loop {
+                let ok = tokio::select! {
+                    _ = shutdown.cancelled() => {
+                        lease.release().await;
+                        return;
+                    }
+                    _ = lease.lost.cancelled() => false,
+                    Some(p) = rx.recv() => {
                         pending.insert(p);
-                    }
-                    if have_lease {
+                        // Let a burst of writes settle, then take every path at once.
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        while let Ok(p) = rx.try_recv() {
+                            pending.insert(p);
+                        }
+                        let mut ok = true;
                         for p in pending.drain() {
-                            if let Err(e) = self.capture_file(&p, &mut |_| {}).await {
-                                tracing::warn!(error = %e, "Capture failed; will retry");
+                            match self.capture_file(&p, &mut |_| {}).await {
+                                Ok(_) => {}
+                                Err(CaptureError::Queue(e)) => {
+                                    tracing::warn!(error = %e, "Capture failed; will retry");
+                                }
+                                Err(_) => ok = false,
                             }
                         }
-                    } else {
-                        pending.clear();
+                        ok
                     }
-                }
-                _ = rescan_tick.tick() => {
-                    if have_lease {
-                        self.scan_logged().await;
-                    }
-                }
-                _ = renew.tick() => {
-                    if have_lease {
-                        match self.queue.renew_lease(&holder).await {
-                            Ok(true) => {}
-                            Ok(false) => {
-                                tracing::warn!("Lost the capture lease");
-                                have_lease = false;
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "Cannot renew the capture lease");
-                                have_lease = false;
-                            }
+                    _ = rescan_tick.tick() => self.scan_logged(&mut served).await,
+                    _ = poll.tick() => {
+                        match self.queue.scan_requested().await {
+                            Ok(n) if n > served => self.scan_logged(&mut served).await,
+                            _ => true,
                         }
                     }
+                };
+                if !ok || lease.is_lost() {
+                    tracing::warn!("Capture stopped: the lease was lost; waiting to take it again");
+                    drop(lease);
+                    continue 'acquire;
                 }
             }
-        }
-        if have_lease {
-            let _ = self.queue.release_lease(&holder).await;
         }
     }
 
-    async fn scan_logged(&mut self) {
+    /// A full scan that also serves every scan request filed before it started. Returns
+    /// false when the lease was lost or capture stopped.
+    async fn scan_logged(&mut self, served: &mut u64) -> bool {
+        let asked = self.queue.scan_requested().await.unwrap_or(*served);
         match self.scan(|_| {}).await {
-            Ok(s) if s.events > 0 || s.bad_lines > 0 => {
-                tracing::debug!(events = s.events, bad = s.bad_lines, "Captured");
+            Ok(s) => {
+                if s.events > 0 || s.bad_lines > 0 {
+                    tracing::debug!(events = s.events, bad = s.bad_lines, "Captured");
+                }
+                if asked > *served {
+                    let figures = serde_json::to_string(&s).unwrap_or_default();
+                    match self.queue.scan_served(*served, asked, &figures).await {
+                        Ok(()) => *served = asked,
+                        Err(e) => tracing::warn!(error = %e, "Cannot report a requested scan"),
+                    }
+                }
+                true
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "Capture scan failed; will retry"),
+            Err(CaptureError::Queue(e)) => {
+                tracing::warn!(error = %e, "Capture scan failed; will retry");
+                true
+            }
+            Err(_) => false,
         }
+    }
+}
+
+/// One publish being assembled.
+#[derive(Default)]
+struct Pending {
+    events: Vec<Event>,
+    dead: Vec<DeadLetter>,
+    new_types: std::collections::BTreeMap<String, u64>,
+}
+
+impl Pending {
+    fn push(&mut self, e: Event) {
+        if !claude_code::is_known_type(&e.kind) {
+            *self.new_types.entry(e.kind.clone()).or_default() += 1;
+        }
+        self.events.push(e);
+    }
+
+    fn len(&self) -> usize {
+        self.events.len() + self.dead.len()
     }
 }
 

@@ -92,8 +92,48 @@ pub const NOT_PROMPT_PREFIXES: &[&str] = &[
 /// must tell prompts from commands even when the privacy mode removed the text.
 pub const COMMAND_FLAG: &str = "bpCommand";
 
-/// Filters one parsed Claude Code transcript record in place.
-pub fn filter_claude_record(v: &mut Value, mode: PrivacyMode) {
+/// Envelope keys an unknown record type keeps outside `full` mode: its type, time, ids and
+/// place in the session — never its content. `api-request`, `api-request-blob` and
+/// `api-request-shape` log whole prompts (file contents, command output): an allow-list is
+/// the only safe rule for records whose fields nobody has reviewed.
+const UNKNOWN_TYPE_KEYS: &[&str] = &[
+    "type",
+    "subtype",
+    "uuid",
+    "parentUuid",
+    "id",
+    "requestId",
+    "promptId",
+    "sessionId",
+    "session_id",
+    "agentId",
+    "timestamp",
+    "version",
+    "isSidechain",
+    "userType",
+    "entrypoint",
+    "cwd",
+    "gitBranch",
+];
+
+/// Size of the original line, kept on metadata-only records.
+pub const SIZE_FIELD: &str = "bpBytes";
+
+/// Filters one parsed Claude Code transcript record in place. `raw_len` is the size of the
+/// line it came from.
+pub fn filter_claude_record(v: &mut Value, mode: PrivacyMode, raw_len: usize) {
+    // (Lines without a type are usage-only assistant records, see `parse_line`.)
+    let kind = v.get("type").and_then(Value::as_str);
+    if mode != PrivacyMode::Full && kind.is_some_and(|k| !super::claude_code::is_known_type(k)) {
+        if let Some(obj) = v.as_object_mut() {
+            obj.retain(|k, v| {
+                UNKNOWN_TYPE_KEYS.contains(&k.as_str()) && !v.is_object() && !v.is_array()
+            });
+            obj.insert(SIZE_FIELD.into(), json!(raw_len));
+        }
+        redact_strings(v);
+        return;
+    }
     if v.get("type").and_then(Value::as_str) == Some("user") {
         let text = v
             .get("message")
@@ -166,6 +206,10 @@ pub fn filter_claude_record(v: &mut Value, mode: PrivacyMode) {
             }
             if let Some(r) = obj.get_mut("toolUseResult") {
                 summarize_tool_result(r);
+            }
+            // MCP tool results: `mcpMeta.structuredContent` is the tool's whole answer.
+            if let Some(m) = obj.get_mut("mcpMeta") {
+                *m = size_summary(m);
             }
             if mode == PrivacyMode::Metadata {
                 obj.remove("todos");
@@ -479,11 +523,40 @@ mod tests {
     }
 
     #[test]
+    fn unknown_record_types_keep_metadata_only() {
+        let line = r#"{"type":"api-request","uuid":"u1","sessionId":"s","timestamp":"2026-12-01T10:00:00.000Z",
+            "params":{"model":"m"},"messages":[{"role":"user","content":"fn planted() {} sk-ant-api03-XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"}],"note":"PLANTED"}"#;
+        let mut v: Value = serde_json::from_str(line).unwrap();
+        filter_claude_record(&mut v, PrivacyMode::Standard, line.len());
+        let s = v.to_string();
+        assert!(
+            !s.contains("planted") && !s.contains("PLANTED") && !s.contains("sk-ant"),
+            "{s}"
+        );
+        assert_eq!(v["uuid"], "u1");
+        assert_eq!(v["timestamp"], "2026-12-01T10:00:00.000Z");
+        assert_eq!(v[SIZE_FIELD], line.len());
+        let mut full: Value = serde_json::from_str(line).unwrap();
+        filter_claude_record(&mut full, PrivacyMode::Full, line.len());
+        assert!(full.to_string().contains("PLANTED"));
+        assert!(!full.to_string().contains("sk-ant-api03-XXXX"));
+    }
+
+    #[test]
+    fn mcp_structured_content_is_dropped() {
+        let mut v = json!({"type":"user","toolUseResult":"the text answer",
+            "mcpMeta":{"structuredContent":{"rows":[{"key":"PLANTED"}]}},
+            "message":{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"PLANTED"}]}});
+        filter_claude_record(&mut v, PrivacyMode::Standard, 10);
+        assert!(!v.to_string().contains("PLANTED"), "{v}");
+    }
+
+    #[test]
     fn tool_use_keeps_metadata_only() {
         let mut v = json!({"type":"assistant","message":{"role":"assistant","content":[
             {"type":"tool_use","id":"t1","name":"Write","input":{"file_path":"/p/a.rs","content":"fn hidden() {}\n"}},
             {"type":"tool_use","id":"t2","name":"Bash","input":{"command":"cat /etc/shadow","description":"x"}}]}});
-        filter_claude_record(&mut v, PrivacyMode::Standard);
+        filter_claude_record(&mut v, PrivacyMode::Standard, 0);
         let s = v.to_string();
         assert!(!s.contains("hidden"), "{s}");
         assert!(!s.contains("shadow"), "{s}");
@@ -497,7 +570,7 @@ mod tests {
             {"type":"tool_result","tool_use_id":"t1","is_error":true,"content":"line1\nline2 PRIVATE"}]},
             "toolUseResult":{"stdout":"PRIVATE","stderr":"","interrupted":false,
                 "file":{"filePath":"/a","content":"PRIVATE","numLines":2}}});
-        filter_claude_record(&mut v, PrivacyMode::Standard);
+        filter_claude_record(&mut v, PrivacyMode::Standard, 0);
         let s = v.to_string();
         assert!(!s.contains("PRIVATE"), "{s}");
         assert!(s.contains("\"is_error\":true"));
@@ -509,7 +582,7 @@ mod tests {
         let key = format!("sk-ant-api03-{}", "B".repeat(40));
         let mut v = json!({"type":"user","cwd": format!("/home/{key}"),"gitBranch": key.clone(),
             "todos":[{"content": key.clone()}],"message":{"role":"user","content":"x"}});
-        filter_claude_record(&mut v, PrivacyMode::Standard);
+        filter_claude_record(&mut v, PrivacyMode::Standard, 0);
         assert!(!v.to_string().contains(&key), "{v}");
     }
 
@@ -517,7 +590,7 @@ mod tests {
     fn metadata_mode_drops_prose() {
         let mut v =
             json!({"type":"user","message":{"role":"user","content":"where is the retry budget"}});
-        filter_claude_record(&mut v, PrivacyMode::Metadata);
+        filter_claude_record(&mut v, PrivacyMode::Metadata, 0);
         assert_eq!(v["message"]["content"], "");
     }
 
@@ -525,7 +598,7 @@ mod tests {
     fn full_mode_keeps_text_but_redacts_secrets() {
         let key = format!("sk-ant-api03-{}", "A".repeat(40));
         let mut v = json!({"type":"user","message":{"role":"user","content":format!("```\ncode\n``` {key}")}});
-        filter_claude_record(&mut v, PrivacyMode::Full);
+        filter_claude_record(&mut v, PrivacyMode::Full, 0);
         let s = v.to_string();
         assert!(s.contains("code"));
         assert!(!s.contains(&key));

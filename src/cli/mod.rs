@@ -324,6 +324,81 @@ async fn shutdown_signal() {
     }
 }
 
+/// One full scan under the capture lease, so that counts stay exact while a `serve` or
+/// `ingest` runs: take the lease when it is free and scan (fenced); otherwise file a scan
+/// request and wait for the holder to serve it — or take over if the holder goes away.
+async fn scan_under_lease(
+    queue: &Queue,
+    capture: &mut Capture,
+    holder: &str,
+    mut progress: impl FnMut(u64),
+) -> anyhow::Result<crate::capture::CaptureStats> {
+    use crate::capture::{CaptureError, CaptureStats};
+    use crate::queue::lease::HeldLease;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut total = CaptureStats::default();
+    let mut request: Option<u64> = None;
+    loop {
+        if let Some(lease) = HeldLease::try_take(queue, holder).await? {
+            capture.attach(&lease, &stop).await?;
+            let mut files = 0;
+            let mut part = CaptureStats::default();
+            let mut result = Ok(());
+            for (path, _) in capture.files() {
+                match capture.capture_file(&path, &mut progress).await {
+                    Ok(s) => {
+                        files += 1;
+                        part += s;
+                    }
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+            lease.release().await;
+            total.events += part.events;
+            total.bad_lines += part.bad_lines;
+            total.bytes += part.bytes;
+            match result {
+                Ok(()) => {
+                    total.files = files;
+                    return Ok(total);
+                }
+                Err(CaptureError::LeaseLost | CaptureError::Stopped) => {
+                    tracing::warn!("Lost the capture lease during backfill; resuming");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let n = match request {
+            Some(n) => n,
+            None => {
+                let n = queue.request_scan().await?;
+                tracing::info!(
+                    holder = ?queue.lease_holder().await.ok().flatten(),
+                    "Another process captures; asked it for a full scan"
+                );
+                request = Some(n);
+                n
+            }
+        };
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Some(figures) = queue.take_scan_result(n).await? {
+                let s: CaptureStats = serde_json::from_str(&figures).unwrap_or_default();
+                progress(s.bytes);
+                total += s;
+                return Ok(total);
+            }
+            if queue.lease_holder().await?.is_none() {
+                break;
+            }
+        }
+    }
+}
+
 /// Summary of a backfill.
 #[derive(Debug, serde::Serialize)]
 pub struct BackfillSummary {
@@ -357,13 +432,13 @@ async fn backfill(cfg: Config, json: bool) -> anyhow::Result<()> {
         );
         b
     });
-    let stats = capture
-        .scan(|n| {
-            if let Some(b) = &bar {
-                b.inc(n);
-            }
-        })
-        .await?;
+    let holder = pipeline::consumer_name();
+    let stats = scan_under_lease(&queue, &mut capture, &holder, |n| {
+        if let Some(b) = &bar {
+            b.inc(n);
+        }
+    })
+    .await?;
     let captured_after = started.elapsed().as_secs_f64();
     tracing::info!(seconds = captured_after, "Capture scan finished");
     if let Some(b) = &bar {

@@ -122,7 +122,11 @@ pub fn status(s: &PipelineStatus, as_json: bool) -> anyhow::Result<()> {
     println!("consumer lag        {}", opt(s.consumer_lag));
     println!("pending             {}", opt(s.pending));
     println!("slow path backlog   {}", int(s.slow_path_backlog));
-    println!("dead letters        {}", opt(s.dlq_size));
+    println!(
+        "dead letters        {} ({} in the last hour; see 'blueplane dlq list')",
+        opt(s.dlq_size),
+        opt(s.dlq_last_hour)
+    );
     println!(
         "capture lease       {}",
         s.capture_lease_holder.as_deref().unwrap_or("(nobody)")
@@ -135,6 +139,9 @@ pub fn status(s: &PipelineStatus, as_json: bool) -> anyhow::Result<()> {
     }
     for (k, v) in &s.counters {
         println!("{k:<20}{}", int(*v));
+    }
+    for (k, v) in &s.record_types {
+        println!("record type         {k}: {} lines (metadata only)", int(*v));
     }
     Ok(())
 }

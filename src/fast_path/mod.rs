@@ -3,20 +3,28 @@
 //! Reads batches (at most [`BATCH`] events or [`BATCH_WAIT`]) through the `fastpath` consumer
 //! group, compresses each payload with zlib and inserts the batch in one transaction with
 //! `INSERT OR IGNORE` on the event id. Only after the commit does it acknowledge the batch,
-//! atomically with a change-feed entry for the slow path. Entries that stay unacknowledged
-//! (their consumer died, or the store failed) are claimed again after [`CLAIM_IDLE`]; after
-//! [`MAX_DELIVERIES`] deliveries an entry goes to the dead-letter stream instead of being
-//! retried forever.
+//! atomically with a change-feed entry for the slow path.
+//!
+//! Failure semantics (nothing is lost):
+//! - the store is unavailable (busy, full, I/O, read-only — [`crate::store::Failure::Retry`]):
+//!   the batch is held in memory and retried with backoff, its entries kept ours (idle time
+//!   reset without counting a delivery) and no other entries claimed meanwhile — an outage
+//!   never raises delivery counts, so it never dead-letters anything;
+//! - the store rejects the data ([`crate::store::Failure::Entry`]): the batch is split until
+//!   the entries that fail alone are found; only those are dead-lettered, with the reason;
+//! - a consumer died: its entries are claimed again after [`CLAIM_IDLE`]; one delivered more
+//!   than [`MAX_DELIVERIES`] times is stored alone under a marker, and dead-lettered only if
+//!   the store rejects it or a consumer dies again while storing it (poison).
 
 use std::time::Duration;
 
 use rusqlite::{Connection, params};
 use tokio_util::sync::CancellationToken;
 
-use crate::event::Event;
+use crate::event::{Event, Source};
 use crate::queue::{self, DeadLetter, Entry, Queue, QueueError};
-use crate::store::StoreError;
 use crate::store::codec::Compressor;
+use crate::store::{Failure, StoreError, classify};
 
 pub const BATCH: usize = 100;
 pub const BATCH_WAIT: Duration = Duration::from_millis(100);
@@ -45,11 +53,12 @@ impl From<rusqlite::Error> for FastPathError {
 ///
 /// # Errors
 /// On SQLite errors; nothing is committed then.
-pub fn insert_batch(
+pub fn insert_batch<E: std::borrow::Borrow<Event>>(
     conn: &mut Connection,
     zlib: &mut Compressor,
-    events: &[Event],
+    events: &[E],
 ) -> Result<(usize, i64), rusqlite::Error> {
+    let events: Vec<&Event> = events.iter().map(|e| e.borrow()).collect();
     let now = chrono::Utc::now().timestamp_millis();
     let compressed: Vec<Vec<u8>> = events
         .iter()
@@ -60,8 +69,9 @@ pub fn insert_batch(
     {
         let mut stmt = tx.prepare_cached(
             "INSERT OR IGNORE INTO raw_traces
-               (id, platform, kind, session_id, ts, source, source_offset, payload, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+               (id, platform, kind, session_id, ts, source_kind, source, source_offset,
+                source_key, source_version, payload, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?;
         for (e, z) in events.iter().zip(&compressed) {
             inserted += stmt.execute(params![
@@ -70,8 +80,18 @@ pub fn insert_batch(
                 e.kind,
                 e.session_id,
                 e.timestamp_ms,
-                e.source,
-                e.offset as i64,
+                e.source.kind(),
+                e.source.location(),
+                match &e.source {
+                    Source::FileLine { offset, .. } => Some(*offset as i64),
+                    Source::Hook { received_at, .. } => Some(*received_at),
+                    Source::DbRow { .. } => None,
+                },
+                e.source.key(),
+                match &e.source {
+                    Source::DbRow { version, .. } => Some(*version),
+                    _ => None,
+                },
                 z,
                 now
             ])?;
@@ -98,7 +118,14 @@ pub struct FastPath {
     conn: Connection,
     zlib: Compressor,
     consumer: String,
+    /// Entries read but not stored because the store was unavailable: retried first, in
+    /// memory, so an outage never raises their delivery counts.
+    held: Vec<(String, Event)>,
 }
+
+/// Redis set of stream ids being stored alone after too many deliveries; one still there
+/// when it is delivered again means a consumer died storing it: a poison entry.
+pub const SUSPECTS: &str = "bp:fast:suspects";
 
 impl FastPath {
     /// # Errors
@@ -117,7 +144,13 @@ impl FastPath {
             conn,
             zlib: Compressor::default(),
             consumer,
+            held: Vec::new(),
         })
+    }
+
+    /// Entries held back by a store outage.
+    pub fn held(&self) -> usize {
+        self.held.len()
     }
 
     /// Runs until `shutdown`, retrying Redis and store failures with backoff.
@@ -132,7 +165,9 @@ impl FastPath {
             if shutdown.is_cancelled() {
                 break;
             }
-            let step = if last_claim.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
+            let step = if !self.held.is_empty() {
+                self.retry_held().await.map(|_| 0)
+            } else if last_claim.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
                 last_claim = Some(std::time::Instant::now());
                 self.reclaim().await.map(|_| 0)
             } else {
@@ -141,12 +176,13 @@ impl FastPath {
             match step {
                 Ok(_) => backoff = Duration::from_millis(100),
                 Err(e) => {
-                    tracing::warn!(error = %e, "Fast path step failed; retrying");
+                    tracing::warn!(error = %e, held = self.held.len(), "Fast path step failed; retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(backoff) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    // Short enough that held entries are touched well within CLAIM_IDLE.
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
         }
@@ -155,8 +191,12 @@ impl FastPath {
     /// Reads and stores one batch; returns the number of entries handled.
     ///
     /// # Errors
-    /// Redis or store failures; unacknowledged entries are claimed again later.
+    /// Redis or store failures; on a store outage the entries are held and retried.
     pub async fn step(&mut self) -> Result<usize, FastPathError> {
+        if !self.held.is_empty() {
+            self.retry_held().await?;
+            return Ok(0);
+        }
         let entries = self
             .reader
             .read_group(
@@ -179,6 +219,10 @@ impl FastPath {
     /// Redis or store failures.
     pub async fn reclaim(&mut self) -> Result<(), FastPathError> {
         loop {
+            if !self.held.is_empty() {
+                // The store is down: claiming more would only raise delivery counts.
+                return self.retry_held().await;
+            }
             let claimed = self
                 .queue
                 .autoclaim(
@@ -197,64 +241,139 @@ impl FastPath {
         }
     }
 
+    /// Stores the entries held back by an outage.
+    ///
+    /// # Errors
+    /// The store is still unavailable (they stay held) or Redis failed.
+    pub async fn retry_held(&mut self) -> Result<(), FastPathError> {
+        let held = std::mem::take(&mut self.held);
+        // Keep them ours: a claim with JUSTID resets their idle time without counting a
+        // delivery, so no other consumer takes them over while we wait for the store.
+        let ids: Vec<&str> = held.iter().map(|(id, _)| id.as_str()).collect();
+        self.queue
+            .touch(queue::EVENTS, queue::FAST_GROUP, &self.consumer, &ids)
+            .await?;
+        self.store_events(held).await
+    }
+
     async fn store(&mut self, entries: Vec<(Entry, usize)>) -> Result<(), FastPathError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
         let mut events = Vec::with_capacity(entries.len());
-        let mut ids = Vec::with_capacity(entries.len());
+        let mut suspects = Vec::new();
         for (entry, delivered) in entries {
-            if delivered > MAX_DELIVERIES {
-                let letter = DeadLetter {
-                    stage: "fast_path",
-                    reason: format!("not stored after {} deliveries", delivered - 1),
-                    source: entry.get_str("src").unwrap_or("").to_string(),
-                    offset: entry
-                        .get_str("off")
-                        .and_then(|o| o.parse().ok())
-                        .unwrap_or(0),
-                };
-                tracing::warn!(stream_id = %entry.stream_id, reason = %letter.reason, "Dead-lettering event");
-                self.queue
-                    .dead_letter_entry(queue::EVENTS, queue::FAST_GROUP, &entry, &letter)
-                    .await?;
-                continue;
-            }
             match entry.to_event() {
-                Ok(e) => {
-                    events.push(e);
-                    ids.push(entry.stream_id);
-                }
+                Ok(e) if delivered > MAX_DELIVERIES => suspects.push((entry, e, delivered)),
+                Ok(e) => events.push((entry.stream_id, e)),
                 Err(reason) => {
                     tracing::warn!(stream_id = %entry.stream_id, %reason, "Malformed queue entry");
-                    let letter = DeadLetter {
-                        stage: "fast_path",
-                        reason,
-                        source: entry.get_str("src").unwrap_or("").to_string(),
-                        offset: 0,
-                    };
+                    let letter = letter_for(&entry, reason);
                     self.queue
                         .dead_letter_entry(queue::EVENTS, queue::FAST_GROUP, &entry, &letter)
                         .await?;
                 }
             }
         }
+        for (entry, event, delivered) in suspects {
+            self.store_suspect(entry, event, delivered).await?;
+        }
+        self.store_events(events).await
+    }
+
+    /// An entry delivered more than [`MAX_DELIVERIES`] times is stored alone, under a marker:
+    /// if it stores, it was only the victim of crashes or outages; if the store rejects it,
+    /// or a consumer died while storing it (the marker is still there), it is poison.
+    async fn store_suspect(
+        &mut self,
+        entry: Entry,
+        event: Event,
+        delivered: usize,
+    ) -> Result<(), FastPathError> {
+        if !self.queue.mark_suspect(SUSPECTS, &entry.stream_id).await? {
+            let letter = letter_for(
+                &entry,
+                format!("a consumer died storing it ({delivered} deliveries)"),
+            );
+            tracing::warn!(stream_id = %entry.stream_id, reason = %letter.reason, "Dead-lettering event");
+            self.queue
+                .dead_letter_entry(queue::EVENTS, queue::FAST_GROUP, &entry, &letter)
+                .await?;
+            self.queue.clear_suspect(SUSPECTS, &entry.stream_id).await?;
+            return Ok(());
+        }
+        let r = self
+            .store_events(vec![(entry.stream_id.clone(), event)])
+            .await;
+        self.queue.clear_suspect(SUSPECTS, &entry.stream_id).await?;
+        r
+    }
+
+    /// Inserts events (stream id, event) and acknowledges them. A batch the store rejects
+    /// for its data is split until the entries that fail alone are found; those are
+    /// dead-lettered with the store's reason. On an outage everything not yet stored is
+    /// held for [`FastPath::retry_held`].
+    async fn store_events(&mut self, events: Vec<(String, Event)>) -> Result<(), FastPathError> {
         if events.is_empty() {
             return Ok(());
         }
-        let (conn, zlib) = (&mut self.conn, &mut self.zlib);
-        let (inserted, max_seq) =
-            tokio::task::block_in_place(|| insert_batch(conn, zlib, &events))?;
-        tracing::trace!(inserted, batch = events.len(), "Stored batch");
-        self.queue
-            .ack(
-                queue::EVENTS,
-                queue::FAST_GROUP,
-                &ids,
-                (inserted > 0).then_some(max_seq),
-            )
-            .await?;
+        let mut todo = vec![events];
+        while let Some(part) = todo.pop() {
+            let (conn, zlib) = (&mut self.conn, &mut self.zlib);
+            let evs: Vec<&Event> = part.iter().map(|(_, e)| e).collect();
+            match tokio::task::block_in_place(|| insert_batch(conn, zlib, &evs)) {
+                Ok((inserted, max_seq)) => {
+                    let ids: Vec<String> = part.into_iter().map(|(id, _)| id).collect();
+                    tracing::trace!(inserted, batch = ids.len(), "Stored batch");
+                    self.queue
+                        .ack(
+                            queue::EVENTS,
+                            queue::FAST_GROUP,
+                            &ids,
+                            (inserted > 0).then_some(max_seq),
+                        )
+                        .await?;
+                }
+                Err(e) if classify(&e) == Failure::Entry && part.len() > 1 => {
+                    let mut part = part;
+                    let right = part.split_off(part.len() / 2);
+                    todo.push(right);
+                    todo.push(part);
+                }
+                Err(e) if classify(&e) == Failure::Entry => {
+                    let Some((id, ev)) = part.into_iter().next() else {
+                        continue;
+                    };
+                    tracing::warn!(stream_id = %id, event = %ev.id, error = %e, "The store rejects this event");
+                    let letter = DeadLetter {
+                        stage: "fast_path",
+                        reason: format!("the store rejects it: {e}"),
+                        source: ev.source.location().to_string(),
+                        offset: u64::try_from(ev.source.position()).unwrap_or(0),
+                    };
+                    self.queue
+                        .dead_letter_event(queue::EVENTS, queue::FAST_GROUP, &id, &ev, &letter)
+                        .await?;
+                }
+                Err(e) => {
+                    self.held.extend(part);
+                    for rest in todo {
+                        self.held.extend(rest);
+                    }
+                    return Err(FastPathError::Store(StoreError::Sqlite(e)));
+                }
+            }
+        }
         Ok(())
+    }
+}
+
+fn letter_for(entry: &Entry, reason: String) -> DeadLetter {
+    DeadLetter {
+        stage: "fast_path",
+        reason,
+        source: entry.get_str("src").unwrap_or("").to_string(),
+        offset: entry
+            .get_str("off")
+            .and_then(|o| o.parse().ok())
+            .unwrap_or(0),
     }
 }
 
@@ -270,8 +389,10 @@ mod tests {
             kind: "user".into(),
             session_id: Some("s".into()),
             timestamp_ms: Some(1),
-            source: "/f".into(),
-            offset: 0,
+            source: Source::FileLine {
+                path: "/f".into(),
+                offset: 0,
+            },
             payload: "{\"type\":\"user\"}".into(),
         }
     }

@@ -22,6 +22,11 @@ pub struct PipelineStatus {
     /// Raw events stored but not yet derived by the slow path.
     pub slow_path_backlog: i64,
     pub dlq_size: Option<i64>,
+    /// Dead letters added in the last hour (growth of `dlq_size`).
+    pub dlq_last_hour: Option<i64>,
+    /// Lines captured per record type that has no derivation rules (newer Claude Code
+    /// records such as `api-request`), kept as metadata only.
+    pub record_types: BTreeMap<String, i64>,
     /// Newest captured event per source (RFC 3339).
     pub last_event_at: BTreeMap<String, String>,
     /// Newest activity visible to queries (RFC 3339).
@@ -57,6 +62,8 @@ struct RedisPart {
     consumer_lag: Option<i64>,
     pending: Option<i64>,
     dlq_size: Option<i64>,
+    dlq_last_hour: Option<i64>,
+    record_types: BTreeMap<String, i64>,
     lease: Option<String>,
     counters: BTreeMap<String, i64>,
     last: std::collections::HashMap<String, i64>,
@@ -69,6 +76,11 @@ async fn redis_part(q: &Queue) -> Result<RedisPart, queue::QueueError> {
         consumer_lag: g.lag.map(|l| l as i64),
         pending: Some(g.pending as i64),
         dlq_size: Some(q.dlq_len().await? as i64),
+        dlq_last_hour: Some(
+            q.dlq_added_since(chrono::Utc::now().timestamp_millis() - 3_600_000)
+                .await? as i64,
+        ),
+        record_types: q.record_types().await?.into_iter().collect(),
         lease: q.lease_holder().await?,
         counters: q.stats().await?.into_iter().collect(),
         last: q.last_events().await?,
@@ -97,6 +109,8 @@ fn sqlite_part(
         pending: None,
         slow_path_backlog: (fast - slow).max(0),
         dlq_size: None,
+        dlq_last_hour: None,
+        record_types: BTreeMap::new(),
         last_event_at: BTreeMap::new(),
         newest_processed_at: newest.map(rfc3339),
         data_freshness_s: None,
@@ -113,6 +127,8 @@ fn sqlite_part(
             st.consumer_lag = r.consumer_lag;
             st.pending = r.pending;
             st.dlq_size = r.dlq_size;
+            st.dlq_last_hour = r.dlq_last_hour;
+            st.record_types = r.record_types;
             st.capture_lease_holder = r.lease;
             st.counters = r.counters;
             let newest_capture = r.last.values().copied().max();

@@ -6,14 +6,16 @@
 //! |---|---|---|
 //! | `bp:events` | stream | captured events; group `fastpath` |
 //! | `bp:cdc` | stream | change feed fast path -> slow path (`seq` of the last committed raw row); group `slowpath` |
-//! | `bp:dlq` | stream | dead letters: bad lines and poison messages, with the reason (capped, `MAXLEN ~ 100000`) |
+//! | `bp:dlq` | stream | dead letters: bad lines, poison messages and underivable records, with the reason (never trimmed; `blueplane dlq`) |
 //! | `bp:capture:cursors` | hash | transcript path -> `dev:inode:offset` |
 //! | `bp:capture:lease` | string | holder of the capture lease (`SET NX PX`) |
 //! | `bp:stats` | hash | counters (captured, bad lines, dead-lettered, ...) |
+//! | `bp:stats:record_types` | hash | record type -> lines captured, for types without rules |
 //! | `bp:last_event` | hash | source -> epoch ms of the newest event captured |
 //! | `bp:m:*` | hashes, sets, zset | metrics, see `slow_path::metrics` |
 //!
-//! Invariants: a capture cursor is written in the same `MULTI/EXEC` as the events it covers,
+//! Invariants: a capture cursor is written in the same script as the events it covers, and
+//! capture's writes are fenced by the lease token,
 //! so it never runs ahead of the stream; an event is acknowledged only together with the CDC
 //! entry that follows its SQLite commit; streams are trimmed only below the oldest entry the
 //! group has not acknowledged.
@@ -26,7 +28,7 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Value};
 
-use crate::event::{Event, Platform};
+use crate::event::{Event, Platform, Source};
 
 pub const EVENTS: &str = "bp:events";
 pub const CDC: &str = "bp:cdc";
@@ -34,10 +36,10 @@ pub const DLQ: &str = "bp:dlq";
 pub const CURSORS: &str = "bp:capture:cursors";
 pub const STATS: &str = "bp:stats";
 pub const LAST_EVENT: &str = "bp:last_event";
+/// Lines captured per record type the parser has no rules for (`api-request`, ...).
+pub const RECORD_TYPES: &str = "bp:stats:record_types";
 pub const FAST_GROUP: &str = "fastpath";
 pub const SLOW_GROUP: &str = "slowpath";
-/// Length cap of the dead-letter stream (it has no consumer group).
-pub const DLQ_MAXLEN: usize = 100_000;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -106,9 +108,12 @@ impl Entry {
         let platform = need("p")?;
         let platform =
             Platform::parse(platform).ok_or_else(|| format!("unknown platform '{platform}'"))?;
-        let offset = need("off")?
-            .parse::<u64>()
+        let position = need("off")?
+            .parse::<i64>()
             .map_err(|_| "field 'off' is not a number".to_string())?;
+        let source_kind = self.get_str("sk").unwrap_or("file");
+        let source = Source::from_parts(source_kind, need("src")?, position, self.get_str("key"))
+            .ok_or_else(|| format!("bad source (kind '{source_kind}')"))?;
         let timestamp_ms = match self.get_str("t") {
             None | Some("") => None,
             Some(t) => Some(
@@ -130,8 +135,7 @@ impl Entry {
             kind: need("k")?.to_string(),
             session_id,
             timestamp_ms,
-            source: need("src")?.to_string(),
-            offset,
+            source,
             payload: payload.to_string(),
         })
     }
@@ -202,7 +206,7 @@ impl Queue {
         Ok(())
     }
 
-    /// Appends events and dead letters, and moves a capture cursor, in one `MULTI/EXEC`.
+    /// Appends events and dead letters without a lease (tests, tools); see [`Queue::publish_batch`].
     ///
     /// # Errors
     /// Nothing was written when this fails.
@@ -212,62 +216,73 @@ impl Queue {
         dead: &[DeadLetter],
         cursor: Option<(&str, &str)>,
     ) -> Result<()> {
-        let mut p = redis::pipe();
-        p.atomic();
+        self.publish_batch(&Batch {
+            events,
+            dead,
+            cursor,
+            ..Batch::default()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Appends a batch — events, dead letters, new-type counts — and moves its capture cursor,
+    /// atomically in one script. With a `fence` the script first checks that the capture lease
+    /// still holds that token: a holder that lost the lease (paused, partitioned, slow) writes
+    /// nothing. Returns false when the fence failed.
+    ///
+    /// # Errors
+    /// Nothing was written when this fails.
+    pub async fn publish_batch(&self, b: &Batch<'_>) -> Result<bool> {
         let mut newest: Option<(Platform, i64)> = None;
-        for e in events {
-            let ts = e.timestamp_ms.map(|t| t.to_string()).unwrap_or_default();
-            p.cmd("XADD")
-                .arg(EVENTS)
-                .arg("*")
-                .arg("id")
-                .arg(&e.id)
-                .arg("p")
-                .arg(e.platform.as_str())
-                .arg("k")
-                .arg(&e.kind)
-                .arg("s")
-                .arg(e.session_id.as_deref().unwrap_or(""))
-                .arg("t")
-                .arg(ts)
-                .arg("src")
-                .arg(&e.source)
-                .arg("off")
-                .arg(e.offset)
-                .arg("d")
-                .arg(&e.payload)
-                .ignore();
+        for e in b.events {
             if let Some(t) = e.timestamp_ms
                 && newest.is_none_or(|(_, n)| t > n)
             {
                 newest = Some((e.platform, t));
             }
         }
-        for d in dead {
-            add_dead_letter(&mut p, d, None);
+        let mut inv = PUBLISH_SCRIPT.prepare_invoke();
+        inv.key(lease::LEASE)
+            .key(EVENTS)
+            .key(DLQ)
+            .key(CURSORS)
+            .key(STATS)
+            .key(LAST_EVENT)
+            .key(RECORD_TYPES)
+            .arg(b.fence.unwrap_or(""))
+            .arg(b.events.len())
+            .arg(b.dead.len())
+            .arg(b.new_types.len())
+            .arg(b.cursor.map_or("", |c| c.0))
+            .arg(b.cursor.map_or("", |c| c.1))
+            .arg(chrono::Utc::now().timestamp_millis())
+            .arg(newest.map_or("", |(p, _)| p.as_str()))
+            .arg(newest.map(|(_, t)| t.to_string()).unwrap_or_default());
+        for (kind, n) in b.new_types {
+            inv.arg(kind).arg(*n);
         }
-        if let Some((path, value)) = cursor {
-            p.hset(CURSORS, path, value).ignore();
+        for e in b.events {
+            inv.arg(&e.id)
+                .arg(e.platform.as_str())
+                .arg(&e.kind)
+                .arg(e.session_id.as_deref().unwrap_or(""))
+                .arg(e.timestamp_ms.map(|t| t.to_string()).unwrap_or_default())
+                .arg(e.source.location())
+                .arg(e.source.position())
+                .arg(&e.payload)
+                .arg(match e.source {
+                    Source::FileLine { .. } => "",
+                    _ => e.source.kind(),
+                })
+                .arg(e.source.key().unwrap_or(""));
         }
-        if !events.is_empty() {
-            p.hincr(STATS, "captured", events.len()).ignore();
-        }
-        if !dead.is_empty() {
-            p.hincr(STATS, "bad_input", dead.len()).ignore();
-        }
-        if let Some((platform, t)) = newest {
-            // Keep the maximum: a backfill of old files must not move "last event" back.
-            p.cmd("EVAL")
-                .arg(MAX_FIELD_LUA)
-                .arg(1)
-                .arg(LAST_EVENT)
-                .arg(platform.as_str())
-                .arg(t)
-                .ignore();
+        for d in b.dead {
+            inv.arg(d.stage).arg(&d.reason).arg(&d.source).arg(d.offset);
         }
         let mut c = self.conn.clone();
-        p.query_async::<()>(&mut c).await?;
-        Ok(())
+        let written: i64 = inv.invoke_async(&mut c).await?;
+        Ok(written == 1)
     }
 
     /// All capture cursors (path -> `dev:inode:offset`).
@@ -420,23 +435,82 @@ impl Queue {
         Ok(())
     }
 
+    /// Dead-letters a decoded event that the store rejects (its fields rebuilt from the event).
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn dead_letter_event(
+        &self,
+        stream: &str,
+        group: &str,
+        stream_id: &str,
+        event: &Event,
+        letter: &DeadLetter,
+    ) -> Result<()> {
+        let entry = Entry {
+            stream_id: stream_id.to_string(),
+            fields: event_fields(event),
+        };
+        self.dead_letter_entry(stream, group, &entry, letter).await
+    }
+
+    /// Claims `ids` for `consumer` again without counting a delivery (`XCLAIM … JUSTID`),
+    /// which resets their idle time: a consumer that holds entries through a store outage
+    /// keeps them, instead of letting others claim them (and raise their counts).
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn touch(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        ids: &[&str],
+    ) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.conn.clone();
+        for chunk in ids.chunks(1000) {
+            let _: Value = redis::cmd("XCLAIM")
+                .arg(stream)
+                .arg(group)
+                .arg(consumer)
+                .arg(0)
+                .arg(chunk)
+                .arg("JUSTID")
+                .query_async(&mut c)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Adds `id` to the set `key`; false when it was already there.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn mark_suspect(&self, key: &str, id: &str) -> Result<bool> {
+        let mut c = self.conn.clone();
+        let added: i64 = c.sadd(key, id).await?;
+        Ok(added == 1)
+    }
+
+    /// Removes `id` from the set `key`.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn clear_suspect(&self, key: &str, id: &str) -> Result<()> {
+        let mut c = self.conn.clone();
+        let _: i64 = c.srem(key, id).await?;
+        Ok(())
+    }
+
     /// Records dead letters that never became stream entries.
     ///
     /// # Errors
     /// When Redis fails.
     pub async fn dead_letters(&self, letters: &[DeadLetter]) -> Result<()> {
-        if letters.is_empty() {
-            return Ok(());
-        }
-        let mut p = redis::pipe();
-        p.atomic();
-        for l in letters {
-            add_dead_letter(&mut p, l, None);
-        }
-        p.hincr(STATS, "dead_lettered", letters.len()).ignore();
-        let mut c = self.conn.clone();
-        p.query_async::<()>(&mut c).await?;
-        Ok(())
+        dead_letters_on(&mut self.conn.clone(), letters).await
     }
 
     /// Trims `stream` below the oldest entry its group has not acknowledged.
@@ -515,6 +589,35 @@ impl Queue {
         Ok(c.xlen(DLQ).await?)
     }
 
+    /// Dead letters added at or after `since_ms` (counted up to 100,000).
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn dlq_added_since(&self, since_ms: i64) -> Result<usize> {
+        let mut c = self.conn.clone();
+        let v: Value = redis::cmd("XRANGE")
+            .arg(DLQ)
+            .arg(since_ms.max(0))
+            .arg("+")
+            .arg("COUNT")
+            .arg(100_000)
+            .query_async(&mut c)
+            .await?;
+        Ok(match v {
+            Value::Array(a) => a.len(),
+            _ => 0,
+        })
+    }
+
+    /// Lines per record type without derivation rules.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn record_types(&self) -> Result<std::collections::HashMap<String, i64>> {
+        let mut c = self.conn.clone();
+        Ok(c.hgetall(RECORD_TYPES).await?)
+    }
+
     /// Everything in `bp:stats`.
     ///
     /// # Errors
@@ -544,15 +647,62 @@ pub struct GroupInfo {
     pub consumers: usize,
 }
 
-const MAX_FIELD_LUA: &str = "local v = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') \
-     if tonumber(ARGV[2]) > v then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end return 0";
+/// What one [`Queue::publish_batch`] writes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Batch<'a> {
+    pub events: &'a [Event],
+    pub dead: &'a [DeadLetter],
+    /// (path, encoded cursor) moved with the events it covers.
+    pub cursor: Option<(&'a str, &'a str)>,
+    /// Lines per record type the parser has no rules for.
+    pub new_types: &'a [(String, u64)],
+    /// The capture lease token that must still hold; None for unfenced producers.
+    pub fence: Option<&'a str>,
+}
+
+/// KEYS: lease, events, dlq, cursors, stats, last_event, record_types.
+/// ARGV: fence, #events, #dead, #types, cursor path, cursor value, now, newest platform,
+/// newest ts; then (type, n) pairs, 10 fields per event (the last two, source kind and key,
+/// only written when not empty: a file line needs neither), 4 per dead letter.
+static PUBLISH_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local ne, nd, nt = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local i = 10
+for _ = 1, nt do
+  redis.call('HINCRBY', KEYS[7], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+for _ = 1, ne do
+  local f = {'id', ARGV[i], 'p', ARGV[i + 1], 'k', ARGV[i + 2], 's', ARGV[i + 3],
+    't', ARGV[i + 4], 'src', ARGV[i + 5], 'off', ARGV[i + 6], 'd', ARGV[i + 7]}
+  if ARGV[i + 8] ~= '' then f[#f + 1] = 'sk'; f[#f + 1] = ARGV[i + 8] end
+  if ARGV[i + 9] ~= '' then f[#f + 1] = 'key'; f[#f + 1] = ARGV[i + 9] end
+  redis.call('XADD', KEYS[2], '*', unpack(f))
+  i = i + 10
+end
+for _ = 1, nd do
+  redis.call('XADD', KEYS[3], '*', 'stage', ARGV[i], 'reason', ARGV[i + 1],
+    'source', ARGV[i + 2], 'offset', ARGV[i + 3], 'at', ARGV[7])
+  i = i + 4
+end
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[4], ARGV[5], ARGV[6]) end
+if ne > 0 then redis.call('HINCRBY', KEYS[5], 'captured', ne) end
+if nd > 0 then redis.call('HINCRBY', KEYS[5], 'bad_input', nd) end
+if ARGV[9] ~= '' then
+  local v = tonumber(redis.call('HGET', KEYS[6], ARGV[8]) or '0')
+  if tonumber(ARGV[9]) > v then redis.call('HSET', KEYS[6], ARGV[8], ARGV[9]) end
+end
+return 1
+",
+    )
+});
 
 fn add_dead_letter(p: &mut redis::Pipeline, d: &DeadLetter, entry: Option<&Entry>) {
     let mut cmd = redis::cmd("XADD");
+    // Never trimmed: dead letters leave only by `blueplane dlq replay` or `purge`.
     cmd.arg(DLQ)
-        .arg("MAXLEN")
-        .arg("~")
-        .arg(DLQ_MAXLEN)
         .arg("*")
         .arg("stage")
         .arg(d.stage)
@@ -571,6 +721,54 @@ fn add_dead_letter(p: &mut redis::Pipeline, d: &DeadLetter, entry: Option<&Entry
         }
     }
     p.add_command(cmd).ignore();
+}
+
+/// Records dead letters that never became stream entries, on `conn`.
+///
+/// # Errors
+/// When Redis fails.
+pub async fn dead_letters_on(conn: &mut ConnectionManager, letters: &[DeadLetter]) -> Result<()> {
+    if letters.is_empty() {
+        return Ok(());
+    }
+    let mut p = redis::pipe();
+    p.atomic();
+    for l in letters {
+        add_dead_letter(&mut p, l, None);
+    }
+    p.hincr(STATS, "dead_lettered", letters.len()).ignore();
+    p.query_async::<()>(conn).await?;
+    Ok(())
+}
+
+/// The stream fields of an event (as [`Queue::publish_batch`] writes them).
+pub fn event_fields(e: &Event) -> Vec<(String, Vec<u8>)> {
+    let mut f: Vec<(String, Vec<u8>)> = vec![
+        ("id".into(), e.id.clone().into_bytes()),
+        ("p".into(), e.platform.as_str().as_bytes().to_vec()),
+        ("k".into(), e.kind.clone().into_bytes()),
+        (
+            "s".into(),
+            e.session_id.clone().unwrap_or_default().into_bytes(),
+        ),
+        (
+            "t".into(),
+            e.timestamp_ms
+                .map(|t| t.to_string())
+                .unwrap_or_default()
+                .into_bytes(),
+        ),
+        ("src".into(), e.source.location().as_bytes().to_vec()),
+        ("off".into(), e.source.position().to_string().into_bytes()),
+        ("d".into(), e.payload.clone().into_bytes()),
+    ];
+    if !matches!(e.source, Source::FileLine { .. }) {
+        f.push(("sk".into(), e.source.kind().as_bytes().to_vec()));
+    }
+    if let Some(k) = e.source.key() {
+        f.push(("key".into(), k.as_bytes().to_vec()));
+    }
+    f
 }
 
 /// The smallest stream id greater than `id` (`ms-seq` + 1).
@@ -681,7 +879,17 @@ mod tests {
         };
         let ev = e.to_event().unwrap();
         assert_eq!(ev.timestamp_ms, Some(5));
-        assert_eq!(ev.offset, 10);
+        assert_eq!(
+            ev.source,
+            Source::FileLine {
+                path: "/f".into(),
+                offset: 10
+            }
+        );
+        let mut db = e.clone();
+        db.fields.push(("sk".into(), b"db".to_vec()));
+        db.fields.push(("key".into(), b"bubbleId:a:b".to_vec()));
+        assert_eq!(db.to_event().unwrap().source.key(), Some("bubbleId:a:b"));
         let mut bad = e.clone();
         bad.fields.retain(|(k, _)| k != "d");
         assert!(bad.to_event().unwrap_err().contains("'d'"));

@@ -10,6 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::Value;
 
+use super::DeriveError;
 use super::metrics::bucket_of;
 use super::pricing::{PriceTable, TokenUsage};
 use crate::capture::privacy::{COMMAND_FLAG, NOT_PROMPT_PREFIXES};
@@ -24,7 +25,16 @@ pub struct Record<'a> {
     pub value: &'a Value,
 }
 
-pub fn derive(tx: &Transaction<'_>, rec: &Record<'_>, round: &mut Round) -> rusqlite::Result<()> {
+/// Derives one record.
+///
+/// # Errors
+/// [`DeriveError::Reject`] for a record that cannot be derived (nothing of it was written);
+/// SQLite errors.
+pub fn derive(
+    tx: &Transaction<'_>,
+    rec: &Record<'_>,
+    round: &mut Round,
+) -> Result<(), DeriveError> {
     let v = rec.value;
     let Some(session_id) = rec.session_id else {
         return Ok(());
@@ -64,10 +74,15 @@ pub fn derive(tx: &Transaction<'_>, rec: &Record<'_>, round: &mut Round) -> rusq
                 .or_else(|| v.get("aiTitle"))
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty());
+            // Title records carry no timestamp; they name the session whenever they come.
             if let Some(t) = t {
-                let acc = round.touch_session(rec, session_id, cwd, v);
-                if let Some(acc) = acc {
-                    acc.title = Some(t.to_string());
+                let rank = if rec.kind == "custom-title" { 2 } else { 1 };
+                let e = round
+                    .titles
+                    .entry(session_id.to_string())
+                    .or_insert((rank, t.to_string()));
+                if rank >= e.0 {
+                    *e = (rank, t.to_string());
                 }
             }
             return Ok(());
@@ -104,7 +119,7 @@ pub fn derive(tx: &Transaction<'_>, rec: &Record<'_>, round: &mut Round) -> rusq
         ts,
     };
     match rec.kind {
-        "user" => derive_user(tx, &ctx, round),
+        "user" => Ok(derive_user(tx, &ctx, round)?),
         "assistant" => derive_assistant(tx, &ctx, &mut round.dirty),
         _ => Ok(()),
     }
@@ -124,7 +139,6 @@ pub struct SessionAcc {
     ended: i64,
     version: Option<String>,
     branch: Option<String>,
-    title: Option<String>,
     first_prompt: Option<(i64, String)>,
 }
 
@@ -138,6 +152,8 @@ pub struct Round {
     projects: HashMap<String, (i64, i64)>,
     /// (leaf uuid, summary, file's session id)
     summaries: Vec<(String, String, String)>,
+    /// Session -> (rank, title) from `ai-title` (1) and `custom-title` (2) records.
+    titles: HashMap<String, (i64, String)>,
 }
 
 impl Round {
@@ -187,8 +203,8 @@ impl Round {
     pub fn finish(self, tx: &Transaction<'_>) -> rusqlite::Result<BTreeSet<i64>> {
         let mut up = tx.prepare_cached(
             "INSERT INTO sessions (session_id, platform, project_path, started_at, ended_at, version,
-                                   git_branch, title, first_prompt, first_prompt_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                                   git_branch, first_prompt, first_prompt_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (session_id) DO UPDATE SET
                project_path = CASE WHEN excluded.started_at < started_at
                                    THEN coalesce(excluded.project_path, project_path)
@@ -199,7 +215,6 @@ impl Round {
                started_at = min(started_at, excluded.started_at),
                ended_at = max(ended_at, excluded.ended_at),
                git_branch = coalesce(git_branch, excluded.git_branch),
-               title = coalesce(excluded.title, title),
                first_prompt = CASE WHEN excluded.first_prompt_at IS NOT NULL
                                     AND (first_prompt_at IS NULL OR excluded.first_prompt_at < first_prompt_at)
                                    THEN excluded.first_prompt ELSE first_prompt END,
@@ -213,8 +228,7 @@ impl Round {
                 None => (None, None),
             };
             up.execute(params![
-                id, a.platform, a.project, a.started, a.ended, a.version, a.branch, a.title, fp,
-                fp_at
+                id, a.platform, a.project, a.started, a.ended, a.version, a.branch, fp, fp_at
             ])?;
         }
         let mut sub = tx.prepare_cached(
@@ -242,6 +256,12 @@ impl Round {
         )?;
         for (leaf, summary, file_session) in &self.summaries {
             title.execute(params![leaf, summary, file_session])?;
+        }
+        let mut named = tx.prepare_cached(
+            "UPDATE sessions SET title = ?2, title_rank = ?3 WHERE session_id = ?1 AND title_rank <= ?3",
+        )?;
+        for (session, (rank, t)) in &self.titles {
+            named.execute(params![session, t, rank])?;
         }
         Ok(self.dirty)
     }
@@ -393,8 +413,19 @@ fn derive_assistant(
     tx: &Transaction<'_>,
     c: &Ctx<'_>,
     dirty: &mut BTreeSet<i64>,
-) -> rusqlite::Result<()> {
+) -> Result<(), DeriveError> {
     let v = c.rec.value;
+    // Validated before anything is written: a rejected record leaves no partial rows.
+    let usage = usage_entry(v)
+        .map_err(DeriveError::Reject)?
+        // API errors (`<synthetic>`, zero usage) are no responses at all. A `<synthetic>`
+        // line with tokens keeps them, as in ccusage's totals, but never counts as a
+        // response (see `USAGE_SUMS`).
+        .filter(|u| !(u.model == Some(super::pricing::SYNTHETIC_MODEL) && u.usage.is_zero()));
+    let priced = match &usage {
+        Some(u) => Some(price(u).map_err(DeriveError::Reject)?),
+        None => None,
+    };
     let msg = v.get("message");
     let model = msg.and_then(|m| m.get("model")).and_then(Value::as_str);
     if let Some(content) = msg.and_then(|m| m.get("content")) {
@@ -431,10 +462,33 @@ fn derive_assistant(
             }
         }
     }
-    if let Some(u) = usage_entry(v) {
-        upsert_response(tx, c, &u, dirty)?;
+    if let (Some(u), Some(p)) = (usage, priced) {
+        upsert_response(tx, c, &u, p, dirty)?;
     }
     Ok(())
+}
+
+/// (cost in pico-USD, priced) of a response: its own `costUSD` when it has one (ccusage's
+/// default "auto" mode), else from the price table; unknown models are unpriced (0).
+fn price(u: &UsageEntry<'_>) -> Result<(i64, bool), String> {
+    let max = (MAX_COST_USD_PER_RESPONSE * 1e12) as i64;
+    let (cost, priced) = match u.cost_usd {
+        Some(usd) => ((usd * 1e12).round() as i64, true),
+        None => match u
+            .model
+            .and_then(|m| PriceTable::embedded().cost_pusd(m, &u.usage))
+        {
+            Some(p) => (p, true),
+            None => (0, false),
+        },
+    };
+    if cost > max {
+        return Err(format!(
+            "the response costs {} USD, above the bound of {MAX_COST_USD_PER_RESPONSE} USD",
+            super::pricing::pusd_to_usd(cost)
+        ));
+    }
+    Ok((cost, priced))
 }
 
 /// The usage facts of an assistant record, when ccusage would count it.
@@ -448,12 +502,66 @@ struct UsageEntry<'a> {
     cost_usd: Option<f64>,
 }
 
-fn usage_entry(v: &Value) -> Option<UsageEntry<'_>> {
-    let msg = v.get("message")?;
-    let usage = msg.get("usage")?.as_object()?;
+/// Largest token count one response may report in any field: 5× the largest context window
+/// (2M). Bigger is corrupt input; bounded counts also keep every SQL `sum()` far from i64.
+pub const MAX_TOKENS_PER_RESPONSE: u64 = 10_000_000;
+/// Largest cost one response may carry or come to, in USD.
+pub const MAX_COST_USD_PER_RESPONSE: f64 = 1_000.0;
+
+/// A token count: `Ok(None)` when absent or not a number (ccusage skips such lines), an
+/// error when it is a number no response can have.
+fn token_count(usage: &serde_json::Map<String, Value>, k: &str) -> Result<Option<u64>, String> {
+    match usage.get(k) {
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(v) if v <= MAX_TOKENS_PER_RESPONSE => Ok(Some(v)),
+            Some(v) => Err(format!(
+                "usage.{k} = {v} is above the bound of {MAX_TOKENS_PER_RESPONSE} tokens per response"
+            )),
+            None if n.as_f64().is_some_and(|f| f < 0.0) => {
+                Err(format!("usage.{k} = {n} is negative"))
+            }
+            None => Err(format!("usage.{k} = {n} is not a whole number")),
+        },
+        _ => Ok(None),
+    }
+}
+
+/// The usage facts of an assistant record when ccusage would count it; an error names an
+/// out-of-range figure (the record is then not derived but dead-lettered).
+fn usage_entry(v: &Value) -> Result<Option<UsageEntry<'_>>, String> {
+    let Some(msg) = v.get("message") else {
+        return Ok(None);
+    };
+    let Some(usage) = msg.get("usage").and_then(Value::as_object) else {
+        return Ok(None);
+    };
+    let input = token_count(usage, "input_tokens")?;
+    let output = token_count(usage, "output_tokens")?;
+    let cache_creation = token_count(usage, "cache_creation_input_tokens")?;
+    let cache_read = token_count(usage, "cache_read_input_tokens")?;
+    let split = usage.get("cache_creation").and_then(Value::as_object);
+    let (c5, c1) = match split {
+        Some(cc) => (
+            token_count(cc, "ephemeral_5m_input_tokens")?.unwrap_or(0),
+            token_count(cc, "ephemeral_1h_input_tokens")?.unwrap_or(0),
+        ),
+        None => (cache_creation.unwrap_or(0), 0),
+    };
+    let cost_usd = match v.get("costUSD") {
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(c) if (0.0..=MAX_COST_USD_PER_RESPONSE).contains(&c) => Some(c),
+            _ => {
+                return Err(format!(
+                    "costUSD = {n} is outside 0..{MAX_COST_USD_PER_RESPONSE} USD per response"
+                ));
+            }
+        },
+        _ => None,
+    };
     // ccusage requires these two numbers.
-    let input = usage.get("input_tokens")?.as_u64()?;
-    let output = usage.get("output_tokens")?.as_u64()?;
+    let (Some(input), Some(output)) = (input, output) else {
+        return Ok(None);
+    };
     // ccusage skips records where these are explicitly null.
     let null = |o: Option<&Value>| o.is_some_and(Value::is_null);
     if null(msg.get("id"))
@@ -468,28 +576,15 @@ fn usage_entry(v: &Value) -> Option<UsageEntry<'_>> {
         || null(usage.get("cache_read_input_tokens"))
         || null(v.get("isApiErrorMessage"))
     {
-        return None;
+        return Ok(None);
     }
     if let Some(ver) = v.get("version").and_then(Value::as_str)
         && !looks_like_semver(ver)
     {
-        return None;
+        return Ok(None);
     }
-    let num = |k: &str| usage.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let cache_creation = num("cache_creation_input_tokens");
-    let (c5, c1) = match usage.get("cache_creation").and_then(Value::as_object) {
-        Some(cc) => (
-            cc.get("ephemeral_5m_input_tokens")
-                .and_then(Value::as_u64)
-                .unwrap_or(0),
-            cc.get("ephemeral_1h_input_tokens")
-                .and_then(Value::as_u64)
-                .unwrap_or(0),
-        ),
-        None => (cache_creation, 0),
-    };
     let speed = usage.get("speed").and_then(Value::as_str);
-    Some(UsageEntry {
+    Ok(Some(UsageEntry {
         message_id: non_empty(msg.get("id")),
         request_id: non_empty(v.get("requestId")),
         model: msg.get("model").and_then(Value::as_str),
@@ -498,13 +593,13 @@ fn usage_entry(v: &Value) -> Option<UsageEntry<'_>> {
             output,
             cache_creation_5m: c5,
             cache_creation_1h: c1,
-            cache_read: num("cache_read_input_tokens"),
+            cache_read: cache_read.unwrap_or(0),
             fast: speed == Some("fast"),
         },
-        cache_creation: cache_creation as i64,
+        cache_creation: cache_creation.unwrap_or(0) as i64,
         has_speed: speed.is_some(),
-        cost_usd: v.get("costUSD").and_then(Value::as_f64),
-    })
+        cost_usd,
+    }))
 }
 
 fn non_empty(o: Option<&Value>) -> Option<&str> {
@@ -524,6 +619,7 @@ fn upsert_response(
     tx: &Transaction<'_>,
     c: &Ctx<'_>,
     u: &UsageEntry<'_>,
+    (cost, priced): (i64, bool),
     dirty: &mut BTreeSet<i64>,
 ) -> rusqlite::Result<()> {
     let key = match (u.message_id, u.request_id) {
@@ -571,17 +667,6 @@ fn upsert_response(
         }
         dirty.insert(bucket_of(old_ts));
     }
-    let (cost, priced) = match u.cost_usd {
-        // ccusage's default ("auto") mode uses a record's own costUSD when it has one.
-        Some(usd) => ((usd * 1e12).round() as i64, true),
-        None => match u
-            .model
-            .and_then(|m| PriceTable::embedded().cost_pusd(m, &u.usage))
-        {
-            Some(p) => (p, true),
-            None => (0, false),
-        },
-    };
     tx.prepare_cached(
         "INSERT OR REPLACE INTO api_responses
            (dedup_key, message_id, event_id, session_id, agent_id, platform, project_path, ts, model,
@@ -615,6 +700,36 @@ fn upsert_response(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurd_and_negative_token_counts_are_rejected() {
+        let line = |usage: &str| -> Value {
+            serde_json::from_str(&format!(
+                r#"{{"type":"assistant","requestId":"r","message":{{"id":"m","model":"claude-sonnet-4-5","usage":{usage}}}}}"#
+            ))
+            .unwrap()
+        };
+        let ok = line(r#"{"input_tokens":10,"output_tokens":5,"cache_read_input_tokens":3}"#);
+        assert_eq!(usage_entry(&ok).unwrap().unwrap().usage.cache_read, 3);
+        for bad in [
+            r#"{"input_tokens":5000000000000000000,"output_tokens":1}"#,
+            r#"{"input_tokens":-4,"output_tokens":1}"#,
+            r#"{"input_tokens":1,"output_tokens":2.5}"#,
+            r#"{"input_tokens":1,"output_tokens":1,"cache_creation":{"ephemeral_5m_input_tokens":99999999999}}"#,
+        ] {
+            let err = usage_entry(&line(bad)).err();
+            assert!(err.is_some(), "{bad} accepted");
+        }
+        let mut costly = ok.clone();
+        costly["costUSD"] = serde_json::json!(1e9);
+        assert!(usage_entry(&costly).is_err());
+        // Not numbers at all: skipped like ccusage does, not rejected.
+        assert!(
+            usage_entry(&line(r#"{"input_tokens":"x","output_tokens":1}"#))
+                .unwrap()
+                .is_none()
+        );
+    }
 
     #[test]
     fn semver_check() {

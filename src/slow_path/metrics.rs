@@ -93,10 +93,12 @@ impl Counters {
 }
 
 /// The usage aggregate over `api_responses` rows, in the column order [`Counters::usage_at`]
-/// reads (an empty group reads as zeros).
+/// reads (an empty group reads as zeros). `<synthetic>` rows (API errors Claude Code writes
+/// itself) count their tokens, as ccusage does, but are not responses.
 pub const USAGE_SUMS: &str = "coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),
     coalesce(sum(cache_creation_tokens), 0), coalesce(sum(cache_read_tokens), 0),
-    coalesce(sum(cost_pusd), 0), count(*), coalesce(sum(1 - priced), 0)";
+    coalesce(sum(cost_pusd), 0), coalesce(sum(model IS NOT '<synthetic>'), 0),
+    coalesce(sum(1 - priced), 0)";
 
 impl Counters {
     /// The usage counters selected with [`USAGE_SUMS`] starting at column `first`.

@@ -42,7 +42,18 @@ impl From<rusqlite::Error> for SlowPathError {
     }
 }
 
-/// seq, id, platform, kind, session id, timestamp, compressed payload.
+/// Why one record was not derived.
+#[derive(Debug, thiserror::Error)]
+pub enum DeriveError {
+    /// The record cannot be derived (out-of-range figures, ...): it is dead-lettered with
+    /// this reason and the slow path moves on.
+    #[error("{0}")]
+    Reject(String),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// seq, id, platform, kind, session id, timestamp, compressed payload, source, offset.
 type RawRow = (
     i64,
     String,
@@ -51,6 +62,8 @@ type RawRow = (
     Option<String>,
     Option<i64>,
     Vec<u8>,
+    String,
+    Option<i64>,
 );
 
 /// Derives up to `limit` raw rows after the watermark in one transaction.
@@ -67,8 +80,8 @@ pub fn process_round(conn: &mut Connection, limit: usize) -> rusqlite::Result<(u
     )?;
     let rows: Vec<RawRow> = tx
         .prepare_cached(
-            "SELECT seq, id, platform, kind, session_id, ts, payload FROM raw_traces
-             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            "SELECT seq, id, platform, kind, session_id, ts, payload, source, source_offset
+             FROM raw_traces WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )?
         .query_map(params![watermark, limit as i64], |r| {
             Ok((
@@ -79,6 +92,8 @@ pub fn process_round(conn: &mut Connection, limit: usize) -> rusqlite::Result<(u
                 r.get(4)?,
                 r.get(5)?,
                 r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -88,7 +103,7 @@ pub fn process_round(conn: &mut Connection, limit: usize) -> rusqlite::Result<(u
     let mut round = claude::Round::default();
     let mut zlib = Decompressor::default();
     let mut buf = Vec::new();
-    for (seq, id, platform, kind, session_id, ts, payload) in &rows {
+    for (seq, id, platform, kind, session_id, ts, payload, source, offset) in &rows {
         let value: Value = match zlib
             .decompress_str(payload, &mut buf)
             .and_then(|s| serde_json::from_str(s).ok())
@@ -108,7 +123,25 @@ pub fn process_round(conn: &mut Connection, limit: usize) -> rusqlite::Result<(u
                 ts: *ts,
                 value: &value,
             };
-            claude::derive(&tx, &rec, &mut round)?;
+            match claude::derive(&tx, &rec, &mut round) {
+                Ok(()) => {}
+                Err(DeriveError::Reject(reason)) => {
+                    tracing::warn!(seq, id = %id, source = %source, offset, %reason, "Record not derived; dead-lettering it");
+                    tx.prepare_cached(
+                        "INSERT OR IGNORE INTO derive_rejects (event_id, seq, reason, source, source_offset, at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![
+                        id,
+                        seq,
+                        reason,
+                        source,
+                        offset,
+                        chrono::Utc::now().timestamp_millis()
+                    ])?;
+                }
+                Err(DeriveError::Sqlite(e)) => return Err(e),
+            }
         }
     }
     let dirty = round.finish(&tx)?;
@@ -144,8 +177,49 @@ pub async fn catch_up(
             break;
         }
     }
+    send_rejects(conn, redis).await?;
     metrics::flush_dirty(conn, redis).await?;
     Ok(total)
+}
+
+/// Sends the records the slow path could not derive to the dead-letter stream (the
+/// `derive_rejects` outbox, written in the transaction that skipped them).
+///
+/// # Errors
+/// SQLite or Redis failures; unsent rejects are sent next time.
+pub async fn send_rejects(
+    conn: &mut Connection,
+    redis: &mut ConnectionManager,
+) -> Result<usize, SlowPathError> {
+    let rows: Vec<(String, String, String, Option<i64>)> = tokio::task::block_in_place(|| {
+        conn.prepare_cached(
+            "SELECT event_id, reason, source, source_offset FROM derive_rejects WHERE sent = 0 LIMIT 500",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()
+    })?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let letters: Vec<queue::DeadLetter> = rows
+        .iter()
+        .map(|(id, reason, source, offset)| queue::DeadLetter {
+            stage: "slow_path",
+            reason: format!("{reason} (event {id})"),
+            source: source.clone(),
+            offset: offset.and_then(|o| u64::try_from(o).ok()).unwrap_or(0),
+        })
+        .collect();
+    queue::dead_letters_on(redis, &letters).await?;
+    tokio::task::block_in_place(|| {
+        let mut up =
+            conn.prepare_cached("UPDATE derive_rejects SET sent = 1 WHERE event_id = ?1")?;
+        for (id, ..) in &rows {
+            up.execute([id])?;
+        }
+        Ok::<_, rusqlite::Error>(())
+    })?;
+    Ok(rows.len())
 }
 
 /// One slow-path consumer.

@@ -81,6 +81,15 @@ pub struct TokenUsage {
 }
 
 impl TokenUsage {
+    /// No tokens of any kind.
+    pub fn is_zero(&self) -> bool {
+        self.input == 0
+            && self.output == 0
+            && self.cache_creation_5m == 0
+            && self.cache_creation_1h == 0
+            && self.cache_read == 0
+    }
+
     /// Reads a `message.usage` object the way ccusage does: the 5m/1h split
     /// comes from `cache_creation.ephemeral_*` when that object is present,
     /// otherwise all of `cache_creation_input_tokens` counts as 5-minute

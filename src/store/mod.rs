@@ -19,7 +19,10 @@ pub const APPLICATION_ID: i32 = 0x4250_4c4e;
 
 /// Migrations, applied in order; the index + 1 is the schema version (`user_version`).
 /// Append only: a released migration is never edited.
-const MIGRATIONS: &[&str] = &[include_str!("../../schemas/sql/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../schemas/sql/0001_init.sql"),
+    include_str!("../../schemas/sql/0002_sources_rejects_epoch.sql"),
+];
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -40,6 +43,33 @@ pub enum StoreError {
     },
     #[error("no database at {0} yet: run 'blueplane backfill' or 'blueplane ingest' first")]
     Missing(String),
+}
+
+/// What a caller does about a failed write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The store is unavailable (busy, locked, full, I/O error, read-only, cannot open):
+    /// keep the data and try again later. Nothing about the data is wrong.
+    Retry,
+    /// This data cannot be stored (too big, rejected by a constraint or trigger, wrong
+    /// type): retrying will not help; give up on it (dead-letter it).
+    Entry,
+}
+
+/// Classifies a SQLite error. Anything not known to be about the data is [`Failure::Retry`]:
+/// an unknown error must never condemn data.
+pub fn classify(e: &rusqlite::Error) -> Failure {
+    use rusqlite::ErrorCode;
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            ErrorCode::TooBig | ErrorCode::ConstraintViolation | ErrorCode::TypeMismatch => {
+                Failure::Entry
+            }
+            _ => Failure::Retry,
+        },
+        rusqlite::Error::ToSqlConversionFailure(_) => Failure::Entry,
+        _ => Failure::Retry,
+    }
 }
 
 /// Waits for another writer in short naps (SQLite's default handler backs off to 100 ms
