@@ -4,6 +4,8 @@
 
 mod output;
 
+pub use output::StdoutClosed;
+
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -233,8 +235,7 @@ pub async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
                         "managed redis-server stopped"
                     } else {
                         "managed redis-server was not running"
-                    });
-                    Ok(())
+                    })
                 }
             }
         }
