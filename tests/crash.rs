@@ -1,5 +1,6 @@
 //! Crash safety: `kill -9` of `backfill`, `ingest` and `serve` at random points, then a
-//! restart, must give exactly the counts of an uninterrupted run.
+//! restart, must give exactly the counts of an uninterrupted run; and `serve` must stop
+//! promptly when its stdin closes, even in the middle of a long first scan.
 #![allow(clippy::print_stdout)]
 
 mod support;
@@ -262,5 +263,174 @@ fn kill_9_at_random_points_of_every_mode_then_restart_gives_exact_counts() {
         assert_eq!(got.tables, want.tables, "{}: table counts", mode.name());
         assert_eq!(got.daily, want.daily, "{}: report daily", mode.name());
         assert_eq!(got.session, want.session, "{}: report session", mode.name());
+    }
+}
+
+/// Complete lines in the first `offset` bytes of `path`.
+fn lines_below(path: &Path, offset: u64) -> i64 {
+    let bytes = std::fs::read(path).expect("read transcript");
+    let end = (offset as usize).min(bytes.len());
+    bytes[..end].iter().filter(|&&b| b == b'\n').count() as i64
+}
+
+/// Sum over the capture cursors of the lines they cover (`dev:inode:offset` per path).
+fn lines_under_cursors(env: &Env) -> i64 {
+    let Resp::Array(Some(items)) =
+        support::redis::command(&env.redis.socket, &["HGETALL", "bp:capture:cursors"])
+            .expect("HGETALL")
+    else {
+        panic!("no cursor hash");
+    };
+    let text = |r: &Resp| match r {
+        Resp::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
+        other => panic!("{other:?}"),
+    };
+    items
+        .chunks(2)
+        .map(|kv| {
+            let offset: u64 = text(&kv[1])
+                .rsplit(':')
+                .next()
+                .and_then(|o| o.parse().ok())
+                .expect("cursor offset");
+            lines_below(Path::new(&text(&kv[0])), offset)
+        })
+        .sum()
+}
+
+/// What one `serve` run did when its stdin closed in the middle of the first scan.
+struct Closed {
+    took: Duration,
+    status: std::process::ExitStatus,
+    stderr: String,
+    at_close: i64,
+    at_exit: i64,
+    under_cursors: i64,
+}
+
+/// Starts `serve` (after an MCP handshake when `handshake`), closes its stdin once the first
+/// scan is under way (and no earlier than 300 ms), and times the exit.
+fn close_serve_mid_scan(corpus: &Path, handshake: bool) -> Closed {
+    use std::io::{BufRead, Read, Write};
+    let env = Env::new(&[corpus.to_path_buf()]);
+    let mut serve = env
+        .cmd(&["serve"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let mut err = serve.stderr.take().expect("stderr");
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let mut stdout = std::io::BufReader::new(serve.stdout.take().expect("stdout"));
+    if handshake {
+        let stdin = serve.stdin.as_mut().expect("stdin");
+        writeln!(
+            stdin,
+            r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"protocolVersion":"2025-06-18","capabilities":{{}},"clientInfo":{{"name":"crash-test","version":"0"}}}}}}"#
+        )
+        .expect("send initialize");
+        let mut reply = String::new();
+        stdout.read_line(&mut reply).expect("initialize reply");
+        assert!(reply.contains(r#""id":1"#), "initialize reply: {reply}");
+        writeln!(
+            stdin,
+            r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#
+        )
+        .expect("send initialized");
+    }
+    let t0 = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        if t0.elapsed() >= Duration::from_millis(300) && captured(&env) > 0 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "serve did not start capturing"
+        );
+        assert!(
+            serve.try_wait().expect("try_wait").is_none(),
+            "serve exited early"
+        );
+    }
+    let at_close = captured(&env);
+    drop(serve.stdin.take());
+    let closed = Instant::now();
+    let (took, status) = loop {
+        if let Some(status) = serve.try_wait().expect("try_wait") {
+            break (closed.elapsed(), status);
+        }
+        if closed.elapsed() > Duration::from_secs(15) {
+            let _ = serve.kill();
+            let _ = serve.wait();
+            panic!("serve still running 15 s after its stdin closed");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Closed {
+        took,
+        status,
+        stderr: stderr.join().expect("stderr reader"),
+        at_close,
+        at_exit: captured(&env),
+        under_cursors: lines_under_cursors(&env),
+    }
+}
+
+#[test]
+fn serve_exits_within_a_second_of_stdin_closing_even_mid_backfill() {
+    let _heavy = heavy();
+    let dir = tempfile::tempdir().expect("dir");
+    // About 10 MB: the first capture scan alone takes several seconds in a debug build.
+    let lines = write_corpus(dir.path(), 20, 250) as i64;
+    for handshake in [true, false] {
+        let c = close_serve_mid_scan(dir.path(), handshake);
+        let what = if handshake {
+            "after the MCP handshake"
+        } else {
+            "before any MCP request"
+        };
+        println!(
+            "figure: serve exited {} ms after stdin closed {what} ({}); {} of {lines} lines captured at the close, {} at exit",
+            c.took.as_millis(),
+            c.status,
+            c.at_close,
+            c.at_exit
+        );
+        assert!(
+            c.took < Duration::from_millis(1_500),
+            "{what}: serve took {} ms to exit after its stdin closed; stderr:\n{}",
+            c.took.as_millis(),
+            c.stderr
+        );
+        assert!(
+            !c.stderr.contains("panicked"),
+            "{what}: serve panicked on the way out:\n{}",
+            c.stderr
+        );
+        if handshake {
+            assert!(
+                c.status.success(),
+                "serve exited with {}:\n{}",
+                c.status,
+                c.stderr
+            );
+        }
+        assert!(
+            c.at_exit < lines,
+            "the first scan had finished ({} of {lines}): the corpus is too small to test this",
+            c.at_exit
+        );
+        // Nothing captured is lost and nothing is published twice: the cursors cover exactly
+        // the lines that were published, so the next scan carries on from there.
+        assert_eq!(
+            c.under_cursors, c.at_exit,
+            "{what}: cursors vs published events"
+        );
     }
 }

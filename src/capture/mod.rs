@@ -119,27 +119,37 @@ impl Capture {
 
     /// Captures everything new in every file once. `progress` gets the bytes consumed.
     ///
+    /// `cancel` is checked between files and between published batches: a cancelled scan
+    /// returns early with what it published, and the cursors (which move only with their
+    /// events) tell the next scan where to carry on.
+    ///
     /// # Errors
     /// When Redis fails; what was published stays published and cursors say how far.
     pub async fn scan(
         &mut self,
+        cancel: &CancellationToken,
         mut progress: impl FnMut(u64),
     ) -> Result<CaptureStats, CaptureError> {
         let mut total = CaptureStats::default();
         for (path, _) in self.files() {
-            let s = self.capture_file(&path, &mut progress).await?;
+            if cancel.is_cancelled() {
+                break;
+            }
+            let s = self.capture_file(&path, cancel, &mut progress).await?;
             total += s;
         }
         Ok(total)
     }
 
-    /// Captures the new complete lines of one file.
+    /// Captures the new complete lines of one file, stopping early (between batches) when
+    /// `cancel` fires.
     ///
     /// # Errors
     /// When Redis fails.
     pub async fn capture_file(
         &mut self,
         path: &Path,
+        cancel: &CancellationToken,
         progress: &mut impl FnMut(u64),
     ) -> Result<CaptureStats, CaptureError> {
         let key = path.display().to_string();
@@ -149,6 +159,9 @@ impl Capture {
             ..CaptureStats::default()
         };
         loop {
+            if cancel.is_cancelled() {
+                return Ok(stats);
+            }
             let prev = self.cursors.get(&key).copied();
             let mode = self.mode;
             let p = path.to_path_buf();
@@ -235,6 +248,10 @@ impl Capture {
                     consumed_from = end;
                     events.clear();
                     dead.clear();
+                    if cancel.is_cancelled() {
+                        // The rest of the chunk is read again from the cursor next time.
+                        return Ok(stats);
+                    }
                 }
             }
             self.publish(&key, &events, &dead, next).await?;
@@ -281,7 +298,7 @@ impl Capture {
                             tracing::warn!(error = %e, "Cannot load capture cursors");
                             have_lease = false;
                         } else {
-                            self.scan_logged().await;
+                            self.scan_logged(&shutdown).await;
                         }
                     }
                     Ok(false) => {}
@@ -299,7 +316,7 @@ impl Capture {
                     }
                     if have_lease {
                         for p in pending.drain() {
-                            if let Err(e) = self.capture_file(&p, &mut |_| {}).await {
+                            if let Err(e) = self.capture_file(&p, &shutdown, &mut |_| {}).await {
                                 tracing::warn!(error = %e, "Capture failed; will retry");
                             }
                         }
@@ -309,7 +326,7 @@ impl Capture {
                 }
                 _ = rescan_tick.tick() => {
                     if have_lease {
-                        self.scan_logged().await;
+                        self.scan_logged(&shutdown).await;
                     }
                 }
                 _ = renew.tick() => {
@@ -334,8 +351,8 @@ impl Capture {
         }
     }
 
-    async fn scan_logged(&mut self) {
-        match self.scan(|_| {}).await {
+    async fn scan_logged(&mut self, shutdown: &CancellationToken) {
+        match self.scan(shutdown, |_| {}).await {
             Ok(s) if s.events > 0 || s.bad_lines > 0 => {
                 tracing::debug!(events = s.events, bad = s.bad_lines, "Captured");
             }
