@@ -7,7 +7,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
 
-use blueplane::cli::{Cli, Command};
+use blueplane::cli::{Cli, Command, StdoutClosed};
 use blueplane::config::Config;
 
 fn main() -> ExitCode {
@@ -38,6 +38,8 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`blueplane sessions | head -1`): stop quietly, like `cat`.
+        Err(e) if e.is::<StdoutClosed>() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("blueplane: {}", one_sentence(&e));
             ExitCode::FAILURE

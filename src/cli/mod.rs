@@ -4,6 +4,8 @@
 
 mod output;
 
+pub use output::StdoutClosed;
+
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -233,8 +235,7 @@ pub async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
                         "managed redis-server stopped"
                     } else {
                         "managed redis-server was not running"
-                    });
-                    Ok(())
+                    })
                 }
             }
         }
@@ -274,22 +275,25 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         queue,
         privacy: cfg.privacy,
     });
-    let service = server
-        .serve(rmcp::transport::stdio())
-        .await
-        .context("starting the MCP stdio transport")?;
-    tokio::select! {
-        r = service.waiting() => {
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "MCP session ended with an error");
+    // Stdin may close before (or during) the handshake: the pipeline stops cleanly either way.
+    let started = match server.serve(rmcp::transport::stdio()).await {
+        Ok(service) => {
+            tokio::select! {
+                r = service.waiting() => {
+                    if let Err(e) = r {
+                        tracing::warn!(error = %e, "MCP session ended with an error");
+                    }
+                }
+                _ = shutdown_signal() => {}
             }
+            Ok(())
         }
-        _ = shutdown_signal() => {}
-    }
+        Err(e) => Err(anyhow::Error::new(e).context("starting the MCP stdio transport")),
+    };
     if let Some(r) = running {
         r.stop(Duration::from_secs(5)).await;
     }
-    Ok(())
+    started
 }
 
 async fn ingest(cfg: Config) -> anyhow::Result<()> {
