@@ -183,7 +183,11 @@ pub fn status(s: &PipelineStatus, as_json: bool) -> anyhow::Result<()> {
             writeln!(out, "{k:<20}{}", int(*v))?;
         }
         for (k, v) in &s.record_types {
-            writeln!(out, "record type         {k}: {} lines (metadata only)", int(*v))?;
+            writeln!(
+                out,
+                "record type         {k}: {} lines (metadata only)",
+                int(*v)
+            )?;
         }
         Ok(())
     })
