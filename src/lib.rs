@@ -12,6 +12,8 @@ pub mod queue;
 pub mod fast_path;
 // Layer 2: raw_traces -> conversation tables and Redis metrics.
 pub mod slow_path;
+// The metric key layout and aggregate SQL: written by the slow path, read by query.
+pub mod metrics;
 // SQLite: schema, migrations, writer and read-only connections.
 pub mod store;
 // Layer 3: the read API over conversation tables and metrics.

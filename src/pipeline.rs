@@ -180,5 +180,17 @@ pub async fn drained(cfg: &Config, queue: &Queue) -> anyhow::Result<bool> {
         Ok(slow >= fast && dirty == 0)
     })
     .await??;
-    Ok(done)
+    if !done {
+        return Ok(false);
+    }
+    // And Redis holds this store's metrics (after a flush or a new REDIS_URL, the slow path
+    // rebuilds them first).
+    let db = cfg.db_path();
+    let expected = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        Ok(crate::metrics::expected(&crate::store::open_reader(&db)?)?)
+    })
+    .await??;
+    Ok(crate::metrics::stamp(&mut queue.conn())
+        .await?
+        .trusted(&expected))
 }

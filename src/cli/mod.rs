@@ -219,7 +219,13 @@ pub async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
             let mut db = crate::store::open_writer(&cfg.db_path())?;
             let mut redis = queue.conn();
             let started = Instant::now();
-            let n = crate::slow_path::metrics::rebuild(&mut db, &mut redis).await?;
+            let n = crate::slow_path::flush::rebuild(&mut db, &mut redis)
+                .await?
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "another blueplane process is rebuilding the metrics right now; try again in a minute"
+                    )
+                })?;
             output::rebuilt(n, started.elapsed(), json)
         }
         Command::Redis { action } => {

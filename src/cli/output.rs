@@ -95,6 +95,13 @@ pub fn metrics(m: &Metrics, as_json: bool) -> anyhow::Result<()> {
             t.cost_usd,
             t.sessions
         )?;
+        if t.unpriced_responses > 0 {
+            writeln!(
+                out,
+                "note: {} responses are of models without a known price; their cost counts as $0",
+                int(t.unpriced_responses)
+            )?;
+        }
         writeln!(out, "(time zone {}, from {})", m.timezone, m.source)?;
         Ok(())
     })

@@ -13,7 +13,7 @@ use rusqlite::{Connection, params_from_iter, types::Value as SqlValue};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::slow_path::metrics::{self, BucketAgg, Counters, SqlFilter, USAGE_SUMS};
+use crate::metrics::{self, BucketAgg, Counters, SqlFilter, Stamp, USAGE_SUMS};
 use crate::slow_path::pricing::pusd_to_usd;
 use time::{GroupBy, Tz};
 
@@ -155,6 +155,8 @@ pub struct MetricsRow {
     pub cost_usd: f64,
     pub sessions: i64,
     pub responses: i64,
+    /// Responses whose model has no known price (their cost counts as 0).
+    pub unpriced_responses: i64,
     pub tool_calls: i64,
     pub tool_errors: i64,
 }
@@ -165,6 +167,8 @@ pub struct MetricsTotals {
     pub cost_usd: f64,
     pub sessions: i64,
     pub responses: i64,
+    /// Responses whose model has no known price (their cost counts as 0).
+    pub unpriced_responses: i64,
     pub tool_calls: i64,
     pub tool_errors: i64,
 }
@@ -175,7 +179,9 @@ pub struct Metrics {
     pub timezone: String,
     pub rows: Vec<MetricsRow>,
     pub totals: MetricsTotals,
-    /// Where the figures came from: `redis` (derived metrics) or `sqlite`.
+    /// Where the figures came from: `redis` (derived metrics, with still-dirty buckets and
+    /// partial edge buckets from SQLite) or `sqlite` (Redis unavailable, or its metrics do not
+    /// match this store yet — they are being rebuilt).
     pub source: String,
 }
 
@@ -515,6 +521,7 @@ pub fn fold_buckets(
             cost_usd: t.cost_usd,
             sessions: t.sessions,
             responses: t.responses,
+            unpriced_responses: t.unpriced_responses,
             tool_calls: t.tool_calls,
             tool_errors: t.tool_errors,
         },
@@ -528,22 +535,34 @@ fn row(key: String, c: &Counters, sessions: i64) -> MetricsRow {
         cost_usd: pusd_to_usd(c.cost_pusd),
         sessions,
         responses: c.responses,
+        unpriced_responses: c.unpriced,
         tool_calls: c.tool_calls,
         tool_errors: c.tool_errors,
     }
 }
 
-fn bucket_range(f: &Filter) -> (i64, i64) {
-    let lo = f.since.map_or(0, metrics::bucket_of);
+/// The whole buckets inside the filter's time range (lo > hi when there are none).
+fn inner_buckets(f: &Filter) -> (i64, i64) {
+    let lo = f.since.map_or(0, |s| {
+        s.div_euclid(metrics::BUCKET_MS) + i64::from(s.rem_euclid(metrics::BUCKET_MS) != 0)
+    });
     let hi = f.until.map_or(i64::MAX / metrics::BUCKET_MS - 1, |u| {
-        metrics::bucket_of(u - 1)
+        u.div_euclid(metrics::BUCKET_MS) - 1
     });
     (lo, hi)
 }
 
-/// The Redis metric buckets a time-grouped `get_metrics` needs, or None when the query must
-/// be answered from SQLite (not grouped by time, or filtered by project, which Redis does
-/// not break down).
+/// Redis metrics read for a time-grouped query: Redis's stamp and its whole buckets inside
+/// the range; [`get_metrics`] decides whether they can be trusted.
+#[derive(Debug, Clone)]
+pub struct RedisMetrics {
+    pub stamp: Stamp,
+    pub buckets: BTreeMap<i64, BucketAgg>,
+}
+
+/// The Redis metrics a time-grouped `get_metrics` needs, or None when the query must be
+/// answered from SQLite (not grouped by time, or filtered by project, which Redis does not
+/// break down).
 ///
 /// # Errors
 /// Redis failures.
@@ -551,36 +570,67 @@ pub async fn metric_buckets(
     redis: &mut redis::aio::ConnectionManager,
     f: &Filter,
     group_by: GroupBy,
-) -> Result<Option<BTreeMap<i64, BucketAgg>>> {
+) -> Result<Option<RedisMetrics>> {
     if !group_by.is_time() || f.project.is_some() {
         return Ok(None);
     }
-    let (lo, hi) = bucket_range(f);
-    Ok(Some(metrics::read_buckets(redis, lo, hi).await?))
+    let stamp = metrics::stamp(redis).await?;
+    let (lo, hi) = inner_buckets(f);
+    let buckets = if lo <= hi {
+        metrics::read_buckets(redis, lo, hi).await?
+    } else {
+        BTreeMap::new()
+    };
+    Ok(Some(RedisMetrics { stamp, buckets }))
 }
 
-/// Metrics grouped by a time period (from the Redis buckets when given, else from SQLite) or
-/// by model, project, platform or session (from SQLite).
+/// Metrics grouped by a time period or by model, project, platform or session.
+///
+/// Time periods come from the Redis buckets when they are complete for this store (epoch and
+/// generation match SQLite): buckets still dirty and the partial buckets at the edges of a
+/// date-time range are computed from SQLite, so the figures are exact. Otherwise, and for
+/// every other grouping, everything comes from SQLite.
 ///
 /// # Errors
 /// Invalid arguments or SQLite failures.
 pub fn get_metrics(
     conn: &Connection,
-    redis_buckets: Option<BTreeMap<i64, BucketAgg>>,
+    redis: Option<RedisMetrics>,
     f: &Filter,
     group_by: GroupBy,
     tz: &Tz,
 ) -> Result<Metrics> {
     f.check()?;
     let (rows, totals, source) = if group_by.is_time() {
-        let (lo, hi) = bucket_range(f);
-        let (buckets, source) = match redis_buckets {
-            Some(b) => (b, "redis"),
-            None => (
+        let (from, to) = (f.since.unwrap_or(i64::MIN), f.until.unwrap_or(i64::MAX));
+        let (lo, hi) = inner_buckets(f);
+        let trusted = match &redis {
+            Some(r) => r.stamp.trusted(&metrics::expected(conn)?) && lo <= hi,
+            None => false,
+        };
+        let (buckets, source) = match redis {
+            Some(r) if trusted => {
+                let all = SqlFilter::default();
+                let mut buckets = r.buckets;
+                for b in metrics::dirty_in(conn, lo, hi)? {
+                    buckets.remove(&b);
+                    let (a, z) = metrics::bucket_span(b, b);
+                    buckets.extend(metrics::compute_range(conn, a, z, &all)?);
+                }
+                let (inner_from, inner_to) = metrics::bucket_span(lo, hi);
+                if from < inner_from {
+                    buckets.extend(metrics::compute_range(conn, from, inner_from, &all)?);
+                }
+                if to > inner_to {
+                    buckets.extend(metrics::compute_range(conn, inner_to, to, &all)?);
+                }
+                (buckets, "redis")
+            }
+            _ => (
                 metrics::compute_range(
                     conn,
-                    lo,
-                    hi,
+                    from,
+                    to,
                     &SqlFilter {
                         platform: f.platform.clone(),
                         project: f.project.clone(),
@@ -699,6 +749,7 @@ fn metrics_by_dimension(
             cost_usd: t.cost_usd,
             sessions: t.sessions,
             responses: t.responses,
+            unpriced_responses: t.unpriced_responses,
             tool_calls: t.tool_calls,
             tool_errors: t.tool_errors,
         },

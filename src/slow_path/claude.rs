@@ -11,9 +11,9 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::Value;
 
 use super::DeriveError;
-use super::metrics::bucket_of;
 use super::pricing::{PriceTable, TokenUsage};
 use crate::capture::privacy::{COMMAND_FLAG, NOT_PROMPT_PREFIXES};
+use crate::metrics::bucket_of;
 
 /// One raw row as the slow path sees it.
 pub struct Record<'a> {

@@ -10,7 +10,7 @@
 //! Invariant: everything here can be rebuilt from `raw_traces`.
 
 pub mod claude;
-pub mod metrics;
+pub mod flush;
 pub mod pricing;
 
 use std::time::Duration;
@@ -145,11 +145,14 @@ pub fn process_round(conn: &mut Connection, limit: usize) -> rusqlite::Result<(u
         }
     }
     let dirty = round.finish(&tx)?;
-    {
-        let mut mark =
-            tx.prepare_cached("INSERT OR IGNORE INTO dirty_buckets (bucket) VALUES (?1)")?;
+    if !dirty.is_empty() {
+        let generation = flush::bump_generation(&tx)?;
+        let mut mark = tx.prepare_cached(
+            "INSERT INTO dirty_buckets (bucket, version) VALUES (?1, ?2)
+             ON CONFLICT (bucket) DO UPDATE SET version = excluded.version",
+        )?;
         for b in &dirty {
-            mark.execute([b])?;
+            mark.execute(params![b, generation])?;
         }
     }
     tx.execute(
@@ -178,7 +181,8 @@ pub async fn catch_up(
         }
     }
     send_rejects(conn, redis).await?;
-    metrics::flush_dirty(conn, redis).await?;
+    flush::ensure_complete(conn, redis).await?;
+    flush::flush_dirty(conn, redis).await?;
     Ok(total)
 }
 

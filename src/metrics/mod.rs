@@ -1,16 +1,24 @@
-//! Metrics in Redis: derived data, recomputed from SQLite per quarter-hour bucket.
+//! The metrics contract between the slow path (writer) and the query layer (readers): the
+//! Redis key layout, the counters, and the SQL that computes them from the conversation
+//! tables. Redis metrics are derived data, recomputed per quarter-hour bucket from SQLite.
 //!
 //! Every IANA zone's offset is a multiple of 15 minutes (+05:30, +05:45, +12:45 included), so
 //! quarter-hour buckets in UTC add up exactly to days, weeks and months in any zone.
 //!
 //! Layout: `bp:m:q:<bucket>` hash with fields `<platform>|<counter>`, `bp:m:qs:<bucket>` set of
-//! `<platform>|<session_id>` active in the bucket, and `bp:m:idx` zset of non-empty buckets
-//! (score = bucket number = epoch ms / 900 000).
+//! `<platform>|<session_id>` active in the bucket, `bp:m:idx` zset of non-empty buckets
+//! (score = bucket number = epoch ms / 900 000), `bp:m:ver` hash bucket -> generation of its
+//! figures, `bp:m:gen` the newest generation written, and `bp:m:epoch` the id of the SQLite
+//! store these metrics were rebuilt from.
 //!
-//! A bucket's figures are always written whole (never incremented), from the same SQL that
-//! `blueplane metrics rebuild` and the project-filtered `get_metrics` use, so Redis and SQLite
-//! cannot drift apart: the slow path marks buckets dirty in the transaction that changes
-//! them and [`flush_dirty`] rewrites them while holding the SQLite write lock.
+//! Completeness: a bucket's figures are always written whole, by a script that refuses to
+//! replace newer figures with older ones (generations come from `pipeline_state.metrics_gen`,
+//! bumped by every slow-path round that changes a bucket, which marks it dirty with that
+//! generation). Readers trust Redis only when its epoch is this store's `store_id` and its
+//! generation is at least the newest one SQLite recorded as flushed (a flushed, replaced or
+//! rolled-back Redis fails this); buckets still dirty, and the partial buckets at the edges
+//! of a date-time range, are computed from SQLite. Otherwise they answer from SQLite and the
+//! slow path rebuilds Redis.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,6 +30,9 @@ use crate::queue::QueueError;
 
 pub const BUCKET_MS: i64 = 900_000;
 pub const IDX: &str = "bp:m:idx";
+pub const VER: &str = "bp:m:ver";
+pub const GEN: &str = "bp:m:gen";
+pub const EPOCH: &str = "bp:m:epoch";
 
 pub fn bucket_of(ts_ms: i64) -> i64 {
     ts_ms.div_euclid(BUCKET_MS)
@@ -75,16 +86,17 @@ impl Counters {
         }
     }
 
+    /// Adds `o` (saturating: a corrupt figure can never wrap a total around).
     pub fn add(&mut self, o: &Counters) {
-        self.input += o.input;
-        self.output += o.output;
-        self.cache_creation += o.cache_creation;
-        self.cache_read += o.cache_read;
-        self.cost_pusd += o.cost_pusd;
-        self.responses += o.responses;
-        self.unpriced += o.unpriced;
-        self.tool_calls += o.tool_calls;
-        self.tool_errors += o.tool_errors;
+        self.input = self.input.saturating_add(o.input);
+        self.output = self.output.saturating_add(o.output);
+        self.cache_creation = self.cache_creation.saturating_add(o.cache_creation);
+        self.cache_read = self.cache_read.saturating_add(o.cache_read);
+        self.cost_pusd = self.cost_pusd.saturating_add(o.cost_pusd);
+        self.responses = self.responses.saturating_add(o.responses);
+        self.unpriced = self.unpriced.saturating_add(o.unpriced);
+        self.tool_calls = self.tool_calls.saturating_add(o.tool_calls);
+        self.tool_errors = self.tool_errors.saturating_add(o.tool_errors);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -135,21 +147,18 @@ pub struct SqlFilter {
     pub project: Option<String>,
 }
 
-/// Computes buckets in `[lo, hi]` from the conversation tables.
+/// Computes the buckets of the rows with `from <= ts < to` (epoch ms) from the conversation
+/// tables: whole buckets for bucket-aligned bounds, exact partial ones at other edges.
 ///
 /// # Errors
 /// SQLite errors.
 pub fn compute_range(
     conn: &Connection,
-    lo: i64,
-    hi: i64,
+    from: i64,
+    to: i64,
     filter: &SqlFilter,
 ) -> rusqlite::Result<BTreeMap<i64, BucketAgg>> {
     let mut out: BTreeMap<i64, BucketAgg> = BTreeMap::new();
-    let (from, to) = (
-        lo.saturating_mul(BUCKET_MS),
-        hi.saturating_add(1).saturating_mul(BUCKET_MS),
-    );
     let platform = filter.platform.as_deref();
     let project = filter.project.as_deref();
     {
@@ -218,7 +227,50 @@ fn qs_key(b: i64) -> String {
     format!("bp:m:qs:{b}")
 }
 
-/// Writes whole buckets to Redis in one `MULTI/EXEC` (an empty bucket is removed).
+/// The first bucket of `[lo, hi]` (bucket numbers) as a range of epoch ms.
+pub fn bucket_span(lo: i64, hi: i64) -> (i64, i64) {
+    (
+        lo.saturating_mul(BUCKET_MS),
+        hi.saturating_add(1).saturating_mul(BUCKET_MS),
+    )
+}
+
+/// KEYS: idx, ver, gen. ARGV: generation, #buckets, then per bucket: number, #fields,
+/// field/value pairs, #members, members. A bucket whose stored generation is newer is left
+/// alone (a slower writer with an older snapshot cannot undo a newer one).
+static WRITE_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local g = tonumber(ARGV[1])
+local i = 3
+for _ = 1, tonumber(ARGV[2]) do
+  local b = ARGV[i]
+  local nf = tonumber(ARGV[i + 1])
+  i = i + 2
+  local apply = tonumber(redis.call('HGET', KEYS[2], b) or '-1') <= g
+  local q, qs = 'bp:m:q:' .. b, 'bp:m:qs:' .. b
+  if apply then
+    redis.call('DEL', q, qs)
+    for j = i, i + 2 * nf - 1, 2 do redis.call('HSET', q, ARGV[j], ARGV[j + 1]) end
+  end
+  i = i + 2 * nf
+  local nm = tonumber(ARGV[i])
+  i = i + 1
+  if apply then
+    for j = i, i + nm - 1 do redis.call('SADD', qs, ARGV[j]) end
+    if nf > 0 or nm > 0 then redis.call('ZADD', KEYS[1], b, b) else redis.call('ZREM', KEYS[1], b) end
+    redis.call('HSET', KEYS[2], b, g)
+  end
+  i = i + nm
+end
+if g > tonumber(redis.call('GET', KEYS[3]) or '0') then redis.call('SET', KEYS[3], g) end
+return 1
+",
+    )
+});
+
+/// Writes whole buckets to Redis at generation `generation` in one script (an empty bucket is
+/// removed).
 ///
 /// # Errors
 /// When Redis fails; nothing was changed then.
@@ -226,41 +278,106 @@ pub async fn write_buckets(
     conn: &mut ConnectionManager,
     buckets: &[i64],
     aggs: &BTreeMap<i64, BucketAgg>,
+    generation: i64,
 ) -> Result<(), QueueError> {
-    let mut p = redis::pipe();
-    p.atomic();
+    let mut inv = WRITE_SCRIPT.prepare_invoke();
+    inv.key(IDX)
+        .key(VER)
+        .key(GEN)
+        .arg(generation)
+        .arg(buckets.len());
     for &b in buckets {
-        p.del(&[q_key(b), qs_key(b)]).ignore();
-        match aggs.get(&b) {
-            Some(agg) if !agg.platforms.is_empty() => {
-                let mut fields: Vec<(String, i64)> = Vec::new();
-                for (platform, c) in &agg.platforms {
-                    for (name, v) in FIELDS.iter().zip(c.values()) {
-                        if v != 0 {
-                            fields.push((format!("{platform}|{name}"), v));
-                        }
+        inv.arg(b);
+        let mut fields: Vec<(String, i64)> = Vec::new();
+        let mut members: Vec<String> = Vec::new();
+        if let Some(agg) = aggs.get(&b) {
+            for (platform, c) in &agg.platforms {
+                for (name, v) in FIELDS.iter().zip(c.values()) {
+                    if v != 0 {
+                        fields.push((format!("{platform}|{name}"), v));
                     }
                 }
-                if !fields.is_empty() {
-                    p.hset_multiple(q_key(b), &fields).ignore();
-                }
-                let members: Vec<String> = agg
-                    .sessions
-                    .iter()
-                    .map(|(pl, s)| format!("{pl}|{s}"))
-                    .collect();
-                if !members.is_empty() {
-                    p.sadd(qs_key(b), members).ignore();
-                }
-                p.zadd(IDX, b, b).ignore();
             }
-            _ => {
-                p.zrem(IDX, b).ignore();
-            }
+            members = agg
+                .sessions
+                .iter()
+                .map(|(pl, s)| format!("{pl}|{s}"))
+                .collect();
+        }
+        inv.arg(fields.len());
+        for (k, v) in &fields {
+            inv.arg(k).arg(*v);
+        }
+        inv.arg(members.len());
+        for m in &members {
+            inv.arg(m);
         }
     }
-    p.query_async::<()>(conn).await?;
+    let _: i64 = inv.invoke_async(conn).await?;
     Ok(())
+}
+
+/// What SQLite says the Redis metrics must show: this store's id and the newest generation
+/// whose buckets were written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    pub store_id: i64,
+    pub flushed: i64,
+}
+
+/// Reads [`Expected`] (works on a read-only connection).
+///
+/// # Errors
+/// SQLite errors.
+pub fn expected(conn: &Connection) -> rusqlite::Result<Expected> {
+    conn.query_row(
+        "SELECT coalesce((SELECT value FROM pipeline_state WHERE key = 'store_id'), 0),
+                coalesce((SELECT value FROM pipeline_state WHERE key = 'metrics_flushed'), 0)",
+        [],
+        |r| {
+            Ok(Expected {
+                store_id: r.get(0)?,
+                flushed: r.get(1)?,
+            })
+        },
+    )
+}
+
+/// Redis's epoch and generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stamp {
+    pub epoch: Option<i64>,
+    pub generation: i64,
+}
+
+impl Stamp {
+    /// Whether metrics with this stamp are complete for a store expecting `e`.
+    pub fn trusted(&self, e: &Expected) -> bool {
+        self.epoch == Some(e.store_id) && self.generation >= e.flushed
+    }
+}
+
+/// Reads Redis's [`Stamp`].
+///
+/// # Errors
+/// When Redis fails.
+pub async fn stamp(conn: &mut ConnectionManager) -> Result<Stamp, QueueError> {
+    let (epoch, generation): (Option<i64>, Option<i64>) =
+        redis::pipe().get(EPOCH).get(GEN).query_async(conn).await?;
+    Ok(Stamp {
+        epoch,
+        generation: generation.unwrap_or(0),
+    })
+}
+
+/// Buckets still marked dirty in `[lo, hi]` (their Redis figures may be stale).
+///
+/// # Errors
+/// SQLite errors.
+pub fn dirty_in(conn: &Connection, lo: i64, hi: i64) -> rusqlite::Result<Vec<i64>> {
+    conn.prepare_cached("SELECT bucket FROM dirty_buckets WHERE bucket BETWEEN ?1 AND ?2")?
+        .query_map(params![lo, hi], |r| r.get(0))?
+        .collect()
 }
 
 /// Reads buckets in `[lo, hi]` from Redis.
@@ -314,108 +431,4 @@ pub async fn read_buckets(
         }
     }
     Ok(out)
-}
-
-/// Rewrites the dirty buckets in Redis, holding the SQLite write lock so no other process
-/// can change them in between. Returns how many buckets were written.
-///
-/// # Errors
-/// SQLite or Redis failures; the buckets stay dirty and are retried.
-pub async fn flush_dirty(
-    db: &mut Connection,
-    redis: &mut ConnectionManager,
-) -> Result<usize, crate::slow_path::SlowPathError> {
-    let mut total = 0;
-    loop {
-        tokio::task::block_in_place(|| db.execute_batch("BEGIN IMMEDIATE"))?;
-        let r = flush_some(db, redis).await;
-        match r {
-            Ok(0) => {
-                tokio::task::block_in_place(|| db.execute_batch("ROLLBACK"))?;
-                return Ok(total);
-            }
-            Ok(n) => {
-                tokio::task::block_in_place(|| db.execute_batch("COMMIT"))?;
-                total += n;
-            }
-            Err(e) => {
-                let _ = tokio::task::block_in_place(|| db.execute_batch("ROLLBACK"));
-                return Err(e);
-            }
-        }
-    }
-}
-
-async fn flush_some(
-    db: &mut Connection,
-    redis: &mut ConnectionManager,
-) -> Result<usize, crate::slow_path::SlowPathError> {
-    let (buckets, aggs) = tokio::task::block_in_place(|| {
-        let db = &*db;
-        let buckets: Vec<i64> = db
-            .prepare_cached("SELECT bucket FROM dirty_buckets ORDER BY bucket LIMIT 2000")?
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        let mut aggs = BTreeMap::new();
-        // Contiguous runs share one grouped query.
-        let mut i = 0;
-        while i < buckets.len() {
-            let mut j = i;
-            while j + 1 < buckets.len() && buckets[j + 1] - buckets[i] < 96 {
-                j += 1;
-            }
-            let part = compute_range(db, buckets[i], buckets[j], &SqlFilter::default())?;
-            aggs.extend(part);
-            i = j + 1;
-        }
-        Ok::<_, rusqlite::Error>((buckets, aggs))
-    })?;
-    if buckets.is_empty() {
-        return Ok(0);
-    }
-    write_buckets(redis, &buckets, &aggs).await?;
-    let db = &mut *db;
-    tokio::task::block_in_place(|| {
-        let mut del = db.prepare_cached("DELETE FROM dirty_buckets WHERE bucket = ?1")?;
-        for b in &buckets {
-            del.execute([b])?;
-        }
-        Ok::<_, rusqlite::Error>(())
-    })?;
-    Ok(buckets.len())
-}
-
-/// Recomputes every bucket from SQLite and replaces all metric keys in Redis.
-///
-/// # Errors
-/// SQLite or Redis failures.
-pub async fn rebuild(
-    db: &mut Connection,
-    redis: &mut ConnectionManager,
-) -> Result<usize, crate::slow_path::SlowPathError> {
-    // Drop what Redis has, then mark every bucket with data dirty and flush.
-    let old: Vec<i64> = redis::cmd("ZRANGE")
-        .arg(IDX)
-        .arg(0)
-        .arg(-1)
-        .query_async(redis)
-        .await
-        .map_err(QueueError::from)?;
-    for chunk in old.chunks(1000) {
-        let mut p = redis::pipe();
-        for &b in chunk {
-            p.del(&[q_key(b), qs_key(b)]).ignore();
-            p.zrem(IDX, b).ignore();
-        }
-        p.query_async::<()>(redis).await.map_err(QueueError::from)?;
-    }
-    tokio::task::block_in_place(|| {
-        db.execute_batch(
-            "INSERT OR IGNORE INTO dirty_buckets (bucket)
-               SELECT DISTINCT ts / 900000 FROM api_responses
-             UNION SELECT DISTINCT coalesce(started_at, finished_at) / 900000 FROM tool_calls
-               WHERE coalesce(started_at, finished_at) IS NOT NULL",
-        )
-    })?;
-    flush_dirty(db, redis).await
 }

@@ -1,0 +1,221 @@
+//! Metrics that know when they are complete: Redis flushed or replaced, date-time bounds that
+//! do not fall on bucket edges, unpriced models, and absurd token counts.
+#![allow(clippy::print_stdout)]
+
+mod support;
+
+use std::path::Path;
+
+use serde_json::Value;
+use support::{Env, count, fixtures, write_corpus};
+
+fn redis(env: &Env, args: &[&str]) -> support::redis::Resp {
+    support::redis::command(&env.redis.socket, args).expect("redis command")
+}
+
+/// Every bulk string of a reply, space-separated.
+fn text(r: &support::redis::Resp) -> String {
+    fn walk(r: &support::redis::Resp, out: &mut String) {
+        match r {
+            support::redis::Resp::Bulk(Some(b)) => {
+                out.push_str(&String::from_utf8_lossy(b));
+                out.push(' ');
+            }
+            support::redis::Resp::Array(Some(items)) => items.iter().for_each(|i| walk(i, out)),
+            _ => {}
+        }
+    }
+    let mut out = String::new();
+    walk(r, &mut out);
+    out
+}
+
+/// Rows and totals of a report, without `source`.
+fn figures(v: &Value) -> (Value, Value) {
+    (v["rows"].clone(), v["totals"].clone())
+}
+
+#[test]
+fn reports_stay_right_after_flushall_and_with_a_second_redis() {
+    let f = fixtures();
+    let env = Env::new(&[f.join("ccusage"), f.join("spotter")]);
+    env.run(&["backfill"]);
+    let reports = ["daily", "weekly", "monthly"];
+    let before: Vec<Value> = reports
+        .iter()
+        .map(|r| env.json(&["report", r, "--json", "-z", "Asia/Kathmandu"]))
+        .collect();
+    for b in &before {
+        assert_eq!(b["source"], "redis", "{b}");
+        assert!(!b["rows"].as_array().expect("rows").is_empty());
+    }
+
+    // Redis loses everything: the next reports are still right, from SQLite.
+    assert_eq!(
+        redis(&env, &["FLUSHALL"]),
+        support::redis::Resp::Simple("OK".into())
+    );
+    for (r, b) in reports.iter().zip(&before) {
+        let now = env.json(&["report", r, "--json", "-z", "Asia/Kathmandu"]);
+        assert_eq!(now["source"], "sqlite", "{now}");
+        assert_eq!(figures(&now), figures(b), "report {r} after FLUSHALL");
+    }
+    // Any pipeline run rebuilds Redis; then reports come from it again, unchanged.
+    env.run(&["backfill"]);
+    for (r, b) in reports.iter().zip(&before) {
+        let now = env.json(&["report", r, "--json", "-z", "Asia/Kathmandu"]);
+        assert_eq!(now["source"], "redis", "{now}");
+        assert_eq!(figures(&now), figures(b), "report {r} after the rebuild");
+    }
+
+    // A second, empty Redis (a new REDIS_URL): not this store's metrics, so SQLite answers.
+    let other = support::redis::TestRedis::start();
+    for (r, b) in reports.iter().zip(&before) {
+        let out = env
+            .cmd(&["report", r, "--json", "-z", "Asia/Kathmandu"])
+            .env("REDIS_URL", other.url())
+            .output()
+            .expect("report");
+        assert!(out.status.success());
+        let now: Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(now["source"], "sqlite", "{now}");
+        assert_eq!(figures(&now), figures(b), "report {r} with another Redis");
+    }
+    // Redis rolled back (a restart without the last second of its AOF): buckets written
+    // since are missing; the generation check catches it.
+    redis(&env, &["SET", "bp:m:gen", "0"]);
+    let now = env.json(&["report", "daily", "--json", "-z", "Asia/Kathmandu"]);
+    assert_eq!(now["source"], "sqlite", "{now}");
+    assert_eq!(figures(&now), figures(&before[0]));
+    println!(
+        "figure: daily/weekly/monthly identical after FLUSHALL, rebuild, a second Redis and a rolled-back generation"
+    );
+}
+
+/// One session with a response every minute from 10:00 UTC.
+fn minute_corpus(dir: &Path) -> usize {
+    write_corpus(dir, 1, 40)
+}
+
+#[test]
+fn date_time_bounds_are_exact_not_rounded_to_buckets() {
+    let dir = tempfile::tempdir().expect("dir");
+    minute_corpus(dir.path());
+    let env = Env::new(&[dir.path().to_path_buf()]);
+    env.run(&["backfill"]);
+    // write_corpus: session 0 starts at 2026-01-01T00:00:00Z, turn t at minute t, one
+    // de-duplicated response per turn. 00:05:30 .. 00:15:30 holds turns 6..=15: 10 responses;
+    // rounded to quarter hours it would be 00:00 .. 00:30 (30).
+    let q = |extra: &[&str]| {
+        let mut args = vec![
+            "report",
+            "daily",
+            "--json",
+            "-z",
+            "UTC",
+            "--since",
+            "2026-01-01T00:05:30Z",
+            "--until",
+            "2026-01-01T00:35:30Z",
+        ];
+        args.extend_from_slice(extra);
+        env.json(&args)
+    };
+    let from_redis = q(&[]);
+    assert_eq!(from_redis["source"], "redis");
+    assert_eq!(from_redis["totals"]["responses"], 30, "{from_redis}");
+    assert_eq!(from_redis["totals"]["tool_calls"], 30, "{from_redis}");
+    let from_sqlite = q(&["--project", "proj"]);
+    assert_eq!(from_sqlite["source"], "sqlite");
+    assert_eq!(from_sqlite["totals"], from_redis["totals"]);
+    // Both bounds inside one bucket.
+    let narrow = env.json(&[
+        "report",
+        "daily",
+        "--json",
+        "-z",
+        "UTC",
+        "--since",
+        "2026-01-01T00:01:30Z",
+        "--until",
+        "2026-01-01T00:03:30Z",
+    ]);
+    assert_eq!(narrow["totals"]["responses"], 2, "{narrow}");
+    println!("figure: 30 responses counted for a 30-minute range (40 if rounded to buckets)");
+}
+
+#[test]
+fn unpriced_models_are_counted_in_metric_rows() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ccusage-oracle/synthetic");
+    let env = Env::new(&[dir]);
+    env.run(&["backfill"]);
+    for source in ["redis", "sqlite"] {
+        if source == "sqlite" {
+            redis(&env, &["FLUSHALL"]);
+        }
+        let r = env.json(&["report", "daily", "--json", "-z", "UTC"]);
+        assert_eq!(r["source"], source);
+        assert_eq!(r["totals"]["unpriced_responses"], 1, "{r}");
+        assert_eq!(r["rows"][0]["unpriced_responses"], 1, "{r}");
+        // <synthetic> lines are never responses (the zero one is not even stored).
+        assert_eq!(r["totals"]["responses"], 1, "{r}");
+    }
+    let out = env.run(&["report", "daily", "-z", "UTC"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("without a known price"), "{text}");
+}
+
+#[test]
+fn absurd_and_negative_token_counts_are_dead_lettered_and_the_pipeline_goes_on() {
+    let dir = tempfile::tempdir().expect("dir");
+    let lines = write_corpus(dir.path(), 2, 5);
+    let proj = dir.path().join("projects/-bad");
+    std::fs::create_dir_all(&proj).expect("mkdir");
+    let line = |uuid: &str, usage: &str| {
+        format!(
+            r#"{{"type":"assistant","sessionId":"s-absurd","uuid":"{uuid}","timestamp":"2026-01-01T03:00:00.000Z","cwd":"/p","version":"2.1.39","requestId":"r-{uuid}","message":{{"id":"m-{uuid}","model":"claude-sonnet-4-20250514","role":"assistant","content":[{{"type":"text","text":"x"}}],"usage":{usage}}}}}"#
+        )
+    };
+    let body = [
+        line(
+            "a1",
+            r#"{"input_tokens":5000000000000000000,"output_tokens":1}"#,
+        ),
+        line(
+            "a2",
+            r#"{"input_tokens":5000000000000000000,"output_tokens":1}"#,
+        ),
+        line("a3", r#"{"input_tokens":-40,"output_tokens":1}"#),
+        line("a4", r#"{"input_tokens":3,"output_tokens":4}"#),
+    ]
+    .join("\n");
+    std::fs::write(proj.join("s-absurd.jsonl"), body + "\n").expect("write");
+    let env = Env::new(&[dir.path().to_path_buf()]);
+    let s = env.json(&["backfill", "--json"]);
+    assert_eq!(s["events"].as_i64(), Some(lines as i64 + 4), "{s}");
+    assert_eq!(s["bad_lines"], 0, "{s}");
+    // The three out-of-range records are dead-lettered with their reason.
+    let dlq = redis(&env, &["XRANGE", "bp:dlq", "-", "+"]);
+    let letters = text(&dlq);
+    assert_eq!(letters.matches("slow_path").count(), 3, "{letters}");
+    assert!(
+        letters.contains("above the bound") && letters.contains("negative"),
+        "{letters}"
+    );
+    // Everything else is derived; reports and sessions work.
+    assert_eq!(
+        count(
+            &env.db(),
+            "SELECT count(*) FROM api_responses WHERE session_id = 's-absurd'"
+        ),
+        1
+    );
+    let sessions = env.json(&["sessions", "--json"]);
+    assert_eq!(sessions["sessions"].as_array().expect("sessions").len(), 3);
+    let r = env.json(&["report", "daily", "--json", "-z", "UTC"]);
+    assert_eq!(r["totals"]["tokens"]["input"], 2 * 5 * 10 + 3, "{r}");
+    // A second backfill does not dead-letter them again.
+    env.run(&["backfill"]);
+    let again = text(&redis(&env, &["XRANGE", "bp:dlq", "-", "+"]));
+    assert_eq!(again.matches("slow_path").count(), 3);
+}
