@@ -219,3 +219,44 @@ fn absurd_and_negative_token_counts_are_dead_lettered_and_the_pipeline_goes_on()
     let again = text(&redis(&env, &["XRANGE", "bp:dlq", "-", "+"]));
     assert_eq!(again.matches("slow_path").count(), 3);
 }
+
+/// Derivation changed (a store derived by an older binary): everything is derived again
+/// from raw_traces, with identical figures.
+#[test]
+fn a_derive_version_bump_re_derives_the_store_with_identical_figures() {
+    let f = fixtures();
+    let env = Env::new(&[f.join("ccusage"), f.join("spotter")]);
+    env.run(&["backfill"]);
+    let tables = support::table_counts(&env.db());
+    let reports: Vec<Value> = ["daily", "session"]
+        .iter()
+        .map(|r| env.json(&["report", r, "--json", "-z", "UTC"]))
+        .collect();
+    let sessions = env.json(&["sessions", "--json"]);
+    {
+        let c = rusqlite::Connection::open(env.db()).expect("db");
+        c.execute(
+            "UPDATE pipeline_state SET value = value - 1 WHERE key = 'derive_version:claude_code'",
+            [],
+        )
+        .expect("older version");
+        // Make the old derivation visibly different, so a no-op cannot pass.
+        c.execute(
+            "DELETE FROM api_responses WHERE rowid IN (SELECT rowid FROM api_responses LIMIT 3)",
+            [],
+        )
+        .expect("damage");
+    }
+    env.run(&["backfill"]);
+    assert_eq!(support::table_counts(&env.db()), tables);
+    for (r, before) in ["daily", "session"].iter().zip(&reports) {
+        let now = env.json(&["report", r, "--json", "-z", "UTC"]);
+        assert_eq!(figures(&now), figures(before), "report {r}");
+    }
+    assert_eq!(env.json(&["sessions", "--json"]), sessions);
+    let v: i64 = count(
+        &env.db(),
+        "SELECT value FROM pipeline_state WHERE key = 'derive_version:claude_code'",
+    );
+    assert!(v >= 2);
+}

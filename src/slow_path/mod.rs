@@ -9,7 +9,7 @@
 //!
 //! Invariant: everything here can be rebuilt from `raw_traces`.
 
-pub mod claude;
+pub mod derive;
 pub mod flush;
 pub mod pricing;
 
@@ -100,7 +100,7 @@ pub fn process_round(conn: &mut Connection, limit: usize) -> rusqlite::Result<(u
     let Some(last) = rows.last().map(|r| r.0) else {
         return Ok((0, watermark));
     };
-    let mut round = claude::Round::default();
+    let mut round = derive::Round::default();
     let mut zlib = Decompressor::default();
     let mut buf = Vec::new();
     for (seq, id, platform, kind, session_id, ts, payload, source, offset) in &rows {
@@ -114,8 +114,8 @@ pub fn process_round(conn: &mut Connection, limit: usize) -> rusqlite::Result<(u
                 continue;
             }
         };
-        if platform == "claude_code" {
-            let rec = claude::Record {
+        if let Some(deriver) = derive::deriver_for(platform) {
+            let rec = derive::Record {
                 event_id: id,
                 platform,
                 kind,
@@ -123,7 +123,7 @@ pub fn process_round(conn: &mut Connection, limit: usize) -> rusqlite::Result<(u
                 ts: *ts,
                 value: &value,
             };
-            match claude::derive(&tx, &rec, &mut round) {
+            match deriver.derive(&tx, &rec, &mut round) {
                 Ok(()) => {}
                 Err(DeriveError::Reject(reason)) => {
                     tracing::warn!(seq, id = %id, source = %source, offset, %reason, "Record not derived; dead-lettering it");
@@ -243,7 +243,10 @@ impl SlowPath {
         consumer: String,
     ) -> Result<SlowPath, SlowPathError> {
         let reader = queue.blocking(Duration::from_secs(1)).await?;
-        let conn = crate::store::open_writer(db)?;
+        let mut conn = crate::store::open_writer(db)?;
+        if tokio::task::block_in_place(|| derive::ensure_versions(&mut conn))? {
+            tracing::info!("Re-deriving the store with the current derivation rules");
+        }
         Ok(SlowPath {
             queue,
             reader,

@@ -10,19 +10,34 @@ use std::collections::{BTreeSet, HashMap};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::Value;
 
-use super::DeriveError;
-use super::pricing::{PriceTable, TokenUsage};
+use super::{DeriveError, Deriver, Record};
 use crate::capture::privacy::{COMMAND_FLAG, NOT_PROMPT_PREFIXES};
+use crate::event::Platform;
 use crate::metrics::bucket_of;
+use crate::slow_path::pricing::{PriceTable, TokenUsage};
 
-/// One raw row as the slow path sees it.
-pub struct Record<'a> {
-    pub event_id: &'a str,
-    pub platform: &'a str,
-    pub kind: &'a str,
-    pub session_id: Option<&'a str>,
-    pub ts: Option<i64>,
-    pub value: &'a Value,
+/// The Claude Code deriver: transcript records -> sessions, messages, responses, tool calls.
+pub struct Claude;
+
+impl Deriver for Claude {
+    fn platform(&self) -> Platform {
+        Platform::ClaudeCode
+    }
+
+    /// 1: first release. 2: `<synthetic>` API errors are no responses, titles without
+    /// timestamps, out-of-range usage rejected.
+    fn derive_version(&self) -> i64 {
+        2
+    }
+
+    fn derive(
+        &self,
+        tx: &Transaction<'_>,
+        rec: &Record<'_>,
+        round: &mut Round,
+    ) -> Result<(), DeriveError> {
+        derive(tx, rec, round)
+    }
 }
 
 /// Derives one record.
@@ -421,7 +436,9 @@ fn derive_assistant(
         // API errors (`<synthetic>`, zero usage) are no responses at all. A `<synthetic>`
         // line with tokens keeps them, as in ccusage's totals, but never counts as a
         // response (see `USAGE_SUMS`).
-        .filter(|u| !(u.model == Some(super::pricing::SYNTHETIC_MODEL) && u.usage.is_zero()));
+        .filter(|u| {
+            !(u.model == Some(crate::slow_path::pricing::SYNTHETIC_MODEL) && u.usage.is_zero())
+        });
     let priced = match &usage {
         Some(u) => Some(price(u).map_err(DeriveError::Reject)?),
         None => None,
@@ -485,7 +502,7 @@ fn price(u: &UsageEntry<'_>) -> Result<(i64, bool), String> {
     if cost > max {
         return Err(format!(
             "the response costs {} USD, above the bound of {MAX_COST_USD_PER_RESPONSE} USD",
-            super::pricing::pusd_to_usd(cost)
+            crate::slow_path::pricing::pusd_to_usd(cost)
         ));
     }
     Ok((cost, priced))
