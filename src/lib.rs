@@ -4,6 +4,8 @@
 
 // The envelope every stage speaks.
 pub mod event;
+// The privacy modes and the redaction rules, applied before anything is stored.
+pub mod privacy;
 // Layer 1: transcripts -> privacy filter -> events on the queue.
 pub mod capture;
 // Redis Streams, the capture lease, the managed redis-server.
@@ -12,6 +14,8 @@ pub mod queue;
 pub mod fast_path;
 // Layer 2: raw_traces -> conversation tables and Redis metrics.
 pub mod slow_path;
+// The embedded price table and cost arithmetic (integer pico-USD).
+pub mod pricing;
 // The metric key layout and aggregate SQL: written by the slow path, read by query.
 pub mod metrics;
 // SQLite: schema, migrations, writer and read-only connections.

@@ -173,7 +173,8 @@ pub async fn drained(cfg: &Config, queue: &Queue) -> anyhow::Result<bool> {
         let (fast, slow, dirty): (i64, i64, i64) = conn.query_row(
             "SELECT coalesce((SELECT value FROM pipeline_state WHERE key = 'fast_path_seq'), 0),
                     coalesce((SELECT value FROM pipeline_state WHERE key = 'slow_path_seq'), 0),
-                    (SELECT count(*) FROM dirty_buckets)",
+                    (SELECT count(*) FROM dirty_buckets)
+                      + (SELECT count(*) FROM derive_rejects WHERE sent = 0)",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;

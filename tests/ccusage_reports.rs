@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use blueplane::capture::claude_code::{FileContext, Parsed, parse_line};
-use blueplane::capture::privacy::PrivacyMode;
+use blueplane::privacy::PrivacyMode;
 use chrono::{Datelike, NaiveDate, Weekday};
 use serde_json::Value;
 use support::{Env, fixtures};

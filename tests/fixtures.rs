@@ -9,8 +9,8 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use blueplane::capture::claude_code::{FileContext, Parsed, parse_line};
-use blueplane::capture::privacy::PrivacyMode;
 use blueplane::capture::tailer;
+use blueplane::privacy::PrivacyMode;
 
 fn jsonl_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)

@@ -12,33 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::privacy::{PrivacyMode, filter_claude_record};
 use crate::event::{Event, Platform, parse_timestamp_ms, transcript_line_id};
-
-/// Record types this crate has rules for (formats.md §A4): the privacy filter knows their
-/// fields and the slow path derives from them. Claude Code adds types all the time
-/// (2.1.328 writes `api-request`, `tools-used`, `worktree-state`, ...): any other type is a
-/// normal event, counted per type and kept as metadata only (see
-/// [`crate::capture::privacy::filter_claude_record`]), never a bad line.
-pub const KNOWN_TYPES: &[&str] = &[
-    "user",
-    "assistant",
-    "system",
-    "progress",
-    "summary",
-    "file-history-snapshot",
-    "file-history-delta",
-    "queue-operation",
-    "attachment",
-    "custom-title",
-    "ai-title",
-    "last-prompt",
-    "agent-name",
-    "permission-mode",
-    "mode",
-    "pr-link",
-    "cost-state",
-];
+use crate::privacy::{PrivacyMode, filter_claude_record, is_known_type};
 
 /// The projects directories to scan.
 pub fn projects_dirs(claude_config_dir: Option<&str>, home: Option<&Path>) -> Vec<PathBuf> {
@@ -109,12 +84,6 @@ fn is_type_name(t: &str) -> bool {
     (1..=64).contains(&t.len())
         && t.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
-/// Whether the slow path and the privacy rules know this record type (others are counted
-/// per type and kept as metadata).
-pub fn is_known_type(t: &str) -> bool {
-    KNOWN_TYPES.contains(&t)
 }
 
 pub fn is_transcript(path: &Path) -> bool {
@@ -194,7 +163,7 @@ pub fn parse_line(ctx: &FileContext, offset: u64, line: &[u8], mode: PrivacyMode
         return Parsed::Bad("not a JSON object".into());
     };
     let kind = match obj.get("type").and_then(Value::as_str) {
-        Some(t) if KNOWN_TYPES.contains(&t) => t.to_string(),
+        Some(t) if is_known_type(t) => t.to_string(),
         Some(t) if is_type_name(t) => t.to_string(),
         Some(t) => {
             let t: String = t.chars().take(64).collect();

@@ -7,8 +7,6 @@
 //! a lost lease stops capture between files and batches (invariant 7).
 
 pub mod claude_code;
-pub mod privacy;
-pub mod redact;
 pub mod tailer;
 
 use std::collections::{HashMap, HashSet};
@@ -18,10 +16,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::event::Event;
+use crate::privacy::PrivacyMode;
 use crate::queue::lease::HeldLease;
 use crate::queue::{Batch, DeadLetter, Queue, QueueError};
 use claude_code::{FileContext, Parsed};
-use privacy::PrivacyMode;
 use tailer::FileCursor;
 
 /// Events per publish (and per cursor move).
@@ -436,7 +434,7 @@ struct Pending {
 
 impl Pending {
     fn push(&mut self, e: Event) {
-        if !claude_code::is_known_type(&e.kind) {
+        if !crate::privacy::is_known_type(&e.kind) {
             *self.new_types.entry(e.kind.clone()).or_default() += 1;
         }
         self.events.push(e);

@@ -277,7 +277,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     let server = Telemetry::new(State {
         db: cfg.db_path(),
-        reader: std::sync::Mutex::new(None),
+        reader: crate::query::reader::Reader::new(&cfg.db_path()),
         queue,
         privacy: cfg.privacy,
     });

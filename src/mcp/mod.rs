@@ -13,7 +13,7 @@ use rmcp::{Json, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::capture::privacy::PrivacyMode;
+use crate::privacy::PrivacyMode;
 use crate::query::status::{PipelineStatus, pipeline_status};
 use crate::query::time::{GroupBy, Tz};
 use crate::query::{
@@ -24,8 +24,8 @@ use crate::queue::Queue;
 /// What the tools need: where the database is, Redis for metrics and status, the privacy mode.
 pub struct State {
     pub db: PathBuf,
-    /// The read-only connection, opened on first use.
-    pub reader: std::sync::Mutex<Option<rusqlite::Connection>>,
+    /// The pool of read-only connections.
+    pub reader: crate::query::reader::Reader,
     pub queue: Option<Queue>,
     pub privacy: PrivacyMode,
 }
@@ -128,27 +128,12 @@ impl Telemetry {
         }
     }
 
-    /// Runs `f` on the shared read-only connection (opened on first use, kept so prepared
-    /// statements are reused), off the async worker.
+    /// Runs `f` on a pooled read-only connection, off the async worker.
     fn read<T>(
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> Result<T, QueryError>,
     ) -> Result<T, String> {
-        tokio::task::block_in_place(|| {
-            let mut guard = self
-                .state
-                .reader
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if guard.is_none() {
-                *guard =
-                    Some(crate::store::open_reader(&self.state.db).map_err(|e| e.to_string())?);
-            }
-            match guard.as_ref() {
-                Some(conn) => f(conn).map_err(err),
-                None => Err("the telemetry database is not open".to_string()),
-            }
-        })
+        tokio::task::block_in_place(|| self.state.reader.with(f).map_err(err))
     }
 }
 

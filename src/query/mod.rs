@@ -1,9 +1,10 @@
 //! Layer 3's read API: the one place where SQL for reads lives. MCP tools and CLI reports
 //! are thin adapters over these functions and share their output types.
 //!
-//! Invariant: everything here runs on a connection from `store::open_reader` (read-only,
+//! Invariant: everything here runs on a connection from [`reader::Reader`] (read-only,
 //! `raw_traces` denied) plus Redis metrics.
 
+pub mod reader;
 pub mod status;
 pub mod time;
 
@@ -14,7 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{self, BucketAgg, Counters, SqlFilter, Stamp, USAGE_SUMS};
-use crate::slow_path::pricing::pusd_to_usd;
+use crate::pricing::pusd_to_usd;
 use time::{GroupBy, Tz};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,8 @@ pub enum QueryError {
     Sqlite(#[from] rusqlite::Error),
     #[error(transparent)]
     Queue(#[from] crate::queue::QueueError),
+    #[error(transparent)]
+    Store(crate::store::StoreError),
 }
 
 pub type Result<T> = std::result::Result<T, QueryError>;
@@ -842,7 +845,7 @@ pub fn search(
     f: &Filter,
     limit: Option<i64>,
     cursor: Option<&str>,
-    privacy: crate::capture::privacy::PrivacyMode,
+    privacy: crate::privacy::PrivacyMode,
 ) -> Result<SearchResult> {
     f.check()?;
     let limit = limit_of(limit, 20)?;
@@ -895,12 +898,11 @@ pub fn search(
         })?;
     let next_cursor = (hits.len() as i64 > limit).then(|| format!("o:{}", offset + limit));
     hits.truncate(limit as usize);
-    let notice = (hits.is_empty() && privacy == crate::capture::privacy::PrivacyMode::Metadata)
-        .then(|| {
-            "privacy mode is 'metadata': no message text is stored, so there is nothing to search. \
+    let notice = (hits.is_empty() && privacy == crate::privacy::PrivacyMode::Metadata).then(|| {
+        "privacy mode is 'metadata': no message text is stored, so there is nothing to search. \
          Set privacy.mode = \"standard\" in $BLUEPLANE_HOME/config.toml to keep prompts and prose."
-                .to_string()
-        });
+            .to_string()
+    });
     Ok(SearchResult {
         hits,
         next_cursor,

@@ -51,8 +51,7 @@ pub async fn pipeline_status(
         Some(q) => Some(redis_part(q).await),
         None => None,
     };
-    let conn =
-        crate::store::open_reader(db).map_err(|e| super::QueryError::Invalid(e.to_string()))?;
+    let conn = crate::store::open_reader(db).map_err(super::QueryError::Store)?;
     sqlite_part(&conn, redis)
 }
 

@@ -11,7 +11,6 @@
 
 pub mod derive;
 pub mod flush;
-pub mod pricing;
 
 use std::time::Duration;
 

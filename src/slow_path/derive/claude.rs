@@ -11,10 +11,10 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::Value;
 
 use super::{DeriveError, Deriver, Record};
-use crate::capture::privacy::{COMMAND_FLAG, NOT_PROMPT_PREFIXES};
 use crate::event::Platform;
 use crate::metrics::bucket_of;
-use crate::slow_path::pricing::{PriceTable, TokenUsage};
+use crate::pricing::{PriceTable, TokenUsage};
+use crate::privacy::{COMMAND_FLAG, NOT_PROMPT_PREFIXES};
 
 /// The Claude Code deriver: transcript records -> sessions, messages, responses, tool calls.
 pub struct Claude;
@@ -436,9 +436,7 @@ fn derive_assistant(
         // API errors (`<synthetic>`, zero usage) are no responses at all. A `<synthetic>`
         // line with tokens keeps them, as in ccusage's totals, but never counts as a
         // response (see `USAGE_SUMS`).
-        .filter(|u| {
-            !(u.model == Some(crate::slow_path::pricing::SYNTHETIC_MODEL) && u.usage.is_zero())
-        });
+        .filter(|u| !(u.model == Some(crate::pricing::SYNTHETIC_MODEL) && u.usage.is_zero()));
     let priced = match &usage {
         Some(u) => Some(price(u).map_err(DeriveError::Reject)?),
         None => None,
@@ -502,7 +500,7 @@ fn price(u: &UsageEntry<'_>) -> Result<(i64, bool), String> {
     if cost > max {
         return Err(format!(
             "the response costs {} USD, above the bound of {MAX_COST_USD_PER_RESPONSE} USD",
-            crate::slow_path::pricing::pusd_to_usd(cost)
+            crate::pricing::pusd_to_usd(cost)
         ));
     }
     Ok((cost, priced))

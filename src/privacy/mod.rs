@@ -12,7 +12,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::redact::redact;
+pub mod redact;
+
+use redact::redact;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -31,6 +33,37 @@ impl PrivacyMode {
             PrivacyMode::Full => "full",
         }
     }
+}
+
+/// Record types this crate has rules for (formats.md §A4): the privacy filter knows their
+/// fields and the slow path derives from them. Claude Code adds types all the time
+/// (2.1.328 writes `api-request`, `tools-used`, `worktree-state`, ...): any other type is a
+/// normal event, counted per type and kept as metadata only (see
+/// [`filter_claude_record`]), never a bad line.
+pub const KNOWN_TYPES: &[&str] = &[
+    "user",
+    "assistant",
+    "system",
+    "progress",
+    "summary",
+    "file-history-snapshot",
+    "file-history-delta",
+    "queue-operation",
+    "attachment",
+    "custom-title",
+    "ai-title",
+    "last-prompt",
+    "agent-name",
+    "permission-mode",
+    "mode",
+    "pr-link",
+    "cost-state",
+];
+
+/// Whether the privacy rules (and the slow path) know this Claude Code record type; others
+/// are counted per type and kept as metadata.
+pub fn is_known_type(t: &str) -> bool {
+    KNOWN_TYPES.contains(&t)
 }
 
 /// Tool-input keys that are metadata (paths, flags, small enums), kept in `standard` mode.
@@ -124,7 +157,7 @@ pub const SIZE_FIELD: &str = "bpBytes";
 pub fn filter_claude_record(v: &mut Value, mode: PrivacyMode, raw_len: usize) {
     // (Lines without a type are usage-only assistant records, see `parse_line`.)
     let kind = v.get("type").and_then(Value::as_str);
-    if mode != PrivacyMode::Full && kind.is_some_and(|k| !super::claude_code::is_known_type(k)) {
+    if mode != PrivacyMode::Full && kind.is_some_and(|k| !is_known_type(k)) {
         if let Some(obj) = v.as_object_mut() {
             obj.retain(|k, v| {
                 UNKNOWN_TYPE_KEYS.contains(&k.as_str()) && !v.is_object() && !v.is_array()
