@@ -2,6 +2,7 @@
 //! The only module that writes to stdout (tables for people, `--json` for programs);
 //! in `serve` mode stdout belongs to MCP and nothing here prints.
 
+mod dlq;
 mod output;
 
 pub use output::StdoutClosed;
@@ -90,6 +91,11 @@ pub enum Command {
     Redis {
         #[command(subcommand)]
         action: RedisAction,
+    },
+    /// Dead letters (bad lines, poison messages, underivable records): list, show, replay, purge.
+    Dlq {
+        #[command(subcommand)]
+        action: dlq::DlqAction,
     },
 }
 
@@ -228,6 +234,7 @@ pub async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
                 })?;
             output::rebuilt(n, started.elapsed(), json)
         }
+        Command::Dlq { action } => dlq::run(action, cfg).await,
         Command::Redis { action } => {
             let m = ManagedRedis::new(&cfg.home);
             match action {

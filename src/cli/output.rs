@@ -21,7 +21,9 @@ use crate::queue::managed::ManagedStatus;
 pub struct StdoutClosed;
 
 /// Writes through a locked stdout; a closed stdout becomes [`StdoutClosed`].
-fn emit(f: impl FnOnce(&mut StdoutLock<'static>) -> io::Result<()>) -> anyhow::Result<()> {
+pub(super) fn emit(
+    f: impl FnOnce(&mut StdoutLock<'static>) -> io::Result<()>,
+) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
     match f(&mut out).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
@@ -30,7 +32,7 @@ fn emit(f: impl FnOnce(&mut StdoutLock<'static>) -> io::Result<()>) -> anyhow::R
     }
 }
 
-fn json<T: Serialize>(v: &T) -> anyhow::Result<()> {
+pub(super) fn json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(v)?;
     emit(|out| writeln!(out, "{text}"))
 }
@@ -39,7 +41,7 @@ pub fn line(s: &str) -> anyhow::Result<()> {
     emit(|out| writeln!(out, "{s}"))
 }
 
-fn int(n: i64) -> String {
+pub(super) fn int(n: i64) -> String {
     let s = n.abs().to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {

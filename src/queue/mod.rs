@@ -20,6 +20,7 @@
 //! entry that follows its SQLite commit; streams are trimmed only below the oldest entry the
 //! group has not acknowledged.
 
+pub mod dlq;
 pub mod lease;
 pub mod managed;
 
