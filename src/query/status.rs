@@ -34,7 +34,7 @@ pub struct PipelineStatus {
     /// How far queries trail capture, in seconds (0 when caught up).
     pub data_freshness_s: Option<f64>,
     pub capture_lease_holder: Option<String>,
-    /// Pipeline counters: captured, bad_input, dead_lettered.
+    /// Pipeline counters: captured, bad_input, dead_lettered, replayed, purged.
     pub counters: BTreeMap<String, i64>,
     pub sessions: i64,
 }
