@@ -346,7 +346,10 @@ impl Capture {
                 continue;
             }
             while rx.try_recv().is_ok() {}
-            let mut served = self.queue.scan_requested().await.unwrap_or(0);
+            // Requests filed before this acquisition and never answered (the previous holder
+            // took them and died, was paused or lost the lease) are answered by the first
+            // scan, which starts after them.
+            let mut served = self.queue.scans_answered().await.unwrap_or(0);
             if !self.scan_logged(&mut served).await {
                 lease.release().await;
                 continue 'acquire;

@@ -10,7 +10,10 @@
 //!
 //! `backfill` needs a full scan while another process may hold the lease: it files a scan
 //! request (`bp:capture:scan_req`, a counter); the holder runs a full scan after it and
-//! records that scan's figures under the request number in `bp:capture:scan_done`.
+//! records that scan's figures under the request number in `bp:capture:scan_done`, and the
+//! newest request answered in `bp:capture:scan_served`. A new holder answers every request
+//! above that mark with its first scan: a request its predecessor took but never answered
+//! (killed, paused, lost the lease) is not left waiting.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,6 +26,10 @@ use super::{Queue, Result};
 pub const LEASE: &str = "bp:capture:lease";
 pub const SCAN_REQ: &str = "bp:capture:scan_req";
 pub const SCAN_DONE: &str = "bp:capture:scan_done";
+/// The newest scan request a completed scan has answered.
+pub const SCAN_SERVED: &str = "bp:capture:scan_served";
+/// How long answers nobody takes (their backfill went away) are kept.
+const SCAN_DONE_TTL: Duration = Duration::from_secs(3_600);
 /// How long a lease lives without renewal.
 pub const TTL: Duration = Duration::from_secs(6);
 
@@ -30,6 +37,14 @@ const RENEW_LUA: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
      return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
 const RELEASE_LUA: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
      return redis.call('DEL', KEYS[1]) else return 0 end";
+/// KEYS: done, served. ARGV: after, upto, figures, ttl ms. Answers the requests in
+/// `(max(after, served), upto]` and raises `served` to `upto`.
+const SERVED_LUA: &str = "local done = tonumber(redis.call('GET', KEYS[2]) or '0') \
+     local upto = tonumber(ARGV[2]) \
+     for n = math.max(tonumber(ARGV[1]), done) + 1, upto do \
+       redis.call('HSET', KEYS[1], n, ARGV[3]) end \
+     if upto > done then redis.call('SET', KEYS[2], upto) end \
+     redis.call('PEXPIRE', KEYS[1], ARGV[4]) return 1";
 
 /// A unique holder name for this process: host, pid and start time.
 pub fn holder_name() -> String {
@@ -129,7 +144,18 @@ impl Queue {
         Ok(v.unwrap_or(0))
     }
 
-    /// Records the figures of a scan that served every request in `(after, upto]`.
+    /// The newest scan request answered so far: a new holder answers the ones above it.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn scans_answered(&self) -> Result<u64> {
+        let mut c = self.conn();
+        let v: Option<u64> = c.get(SCAN_SERVED).await?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// Records the figures of a scan that served every request in `(after, upto]` (those
+    /// not answered already).
     ///
     /// # Errors
     /// When Redis fails.
@@ -137,12 +163,18 @@ impl Queue {
         if upto <= after {
             return Ok(());
         }
-        let mut p = redis::pipe();
-        for n in after + 1..=upto {
-            p.hset(SCAN_DONE, n, figures).ignore();
-        }
         let mut c = self.conn();
-        p.query_async::<()>(&mut c).await?;
+        let _: i64 = redis::cmd("EVAL")
+            .arg(SERVED_LUA)
+            .arg(2)
+            .arg(SCAN_DONE)
+            .arg(SCAN_SERVED)
+            .arg(after)
+            .arg(upto)
+            .arg(figures)
+            .arg(SCAN_DONE_TTL.as_millis() as u64)
+            .query_async(&mut c)
+            .await?;
         Ok(())
     }
 
@@ -234,7 +266,9 @@ async fn renew_until_lost(queue: Queue, token: String, lost: CancellationToken) 
             Err(_) => tracing::warn!("Renewing the capture lease timed out"),
         }
         if confirmed.elapsed() >= TTL {
-            tracing::warn!("Capture lease expired while Redis was unreachable");
+            tracing::warn!(
+                "Capture lease expired: not confirmed by Redis for a whole TTL (Redis unreachable, or this process was paused)"
+            );
             lost.cancel();
             return;
         }

@@ -9,6 +9,7 @@
 //! | `bp:dlq` | stream | dead letters: bad lines, poison messages and underivable records, with the reason (never trimmed; `blueplane dlq`) |
 //! | `bp:capture:cursors` | hash | transcript path -> `dev:inode:offset` |
 //! | `bp:capture:lease` | string | holder of the capture lease (`SET NX PX`) |
+//! | `bp:capture:scan_req`, `bp:capture:scan_done`, `bp:capture:scan_served` | counter, hash, string | `backfill`'s full-scan requests, their answers, the newest answered (see `lease`) |
 //! | `bp:stats` | hash | counters (captured, bad lines, dead-lettered, ...) |
 //! | `bp:stats:record_types` | hash | record type -> lines captured, for types without rules |
 //! | `bp:last_event` | hash | source -> epoch ms of the newest event captured |
