@@ -391,6 +391,10 @@ impl Capture {
                         }
                     }
                 };
+                if shutdown.is_cancelled() {
+                    lease.release().await;
+                    return;
+                }
                 if !ok || lease.is_lost() {
                     tracing::warn!("Capture stopped: the lease was lost; waiting to take it again");
                     drop(lease);
