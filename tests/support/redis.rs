@@ -212,7 +212,6 @@ impl From<redis::Value> for Resp {
             Value::Double(d) => bulk(d.to_string()),
             Value::Boolean(b) => Resp::Integer(i64::from(b)),
             Value::VerbatimString { text, .. } => bulk(text),
-            Value::BigNumber(n) => bulk(n.to_string()),
             other => Resp::Error(format!("unsupported reply {other:?}")),
         }
     }
