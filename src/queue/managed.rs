@@ -41,20 +41,22 @@
 //! stale one). If the connect succeeds but the server is slow (e.g. `-LOADING` while it
 //! replays a large AOF), we wait for it instead of starting a second one.
 //!
-//! Talking to the server here (PING, INFO, SHUTDOWN) uses a blocking [`UnixStream`] and a few
-//! lines of hand-written RESP, so this module needs no async runtime and no Redis client.
+//! Talking to the server here (PING, INFO, SHUTDOWN) uses the `redis` crate's blocking
+//! [`redis::Connection`] on the socket, so this module needs no async runtime (callers run it
+//! in `spawn_blocking`).
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use redis::{ConnectionLike as _, IntoConnectionInfo as _, Value};
 
 /// How long a freshly started server gets to answer PING.
 const START_TIMEOUT: Duration = Duration::from_secs(5);
@@ -66,8 +68,6 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_millis(20);
 /// Read/write timeout of one command on the socket.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
-/// Largest reply we accept (INFO is a few KiB).
-const MAX_REPLY: usize = 4 << 20;
 /// `sun_path` is 108 bytes on Linux, 104 on macOS and the BSDs, including the NUL.
 #[cfg(target_os = "linux")]
 const MAX_SOCKET_PATH: usize = 107;
@@ -123,18 +123,30 @@ pub enum ManagedRedisError {
         STOP_TIMEOUT.as_secs(), log.display(), pidfile.display()
     )]
     StopTimeout { log: PathBuf, pidfile: PathBuf },
-    /// A file-system or socket operation failed; `context` says which.
+    /// A file-system operation failed; `context` says which.
     #[error("{context}: {source}")]
     Io {
         context: String,
         #[source]
         source: io::Error,
     },
+    /// Talking to redis-server on its socket failed; `context` says how.
+    #[error("{context}: {source}")]
+    Redis {
+        context: String,
+        #[source]
+        source: redis::RedisError,
+    },
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> ManagedRedisError {
     let context = context.into();
     move |source| ManagedRedisError::Io { context, source }
+}
+
+fn redis_err(context: impl Into<String>) -> impl FnOnce(redis::RedisError) -> ManagedRedisError {
+    let context = context.into();
+    move |source| ManagedRedisError::Redis { context, source }
 }
 
 /// The private redis-server under `$BLUEPLANE_HOME/redis/`.
@@ -280,11 +292,11 @@ impl ManagedRedis {
             uptime_s: None,
             loading: None,
         };
-        let Some(mut stream) = connect(&self.socket)? else {
+        let Some(mut con) = connect(&self.socket)? else {
             return Ok(status);
         };
         status.running = true;
-        if let Ok(Some(Reply::Bulk(Some(info)))) = command(&mut stream, &[b"INFO"]) {
+        if let Ok(Value::BulkString(info)) = command(&mut con, &["INFO"]) {
             let info = String::from_utf8_lossy(&info);
             status.pid = info_field(&info, "process_id");
             status.used_memory_bytes = info_field(&info, "used_memory");
@@ -308,29 +320,28 @@ impl ManagedRedis {
             return Ok(false);
         }
         let _lock = self.lock()?;
-        let Some(mut stream) = connect(&self.socket)? else {
+        let Some(mut con) = connect(&self.socket)? else {
             return Ok(false);
         };
-        let pid = match command(&mut stream, &[b"INFO", b"server"]) {
-            Ok(Some(Reply::Bulk(Some(info)))) => {
+        let pid = match command(&mut con, &["INFO", "server"]) {
+            Ok(Value::BulkString(info)) => {
                 info_field::<u32>(&String::from_utf8_lossy(&info), "process_id")
             }
             _ => None,
         };
-        match command(&mut stream, &[b"SHUTDOWN"]) {
-            // On success the server closes the connection without a reply.
-            Ok(None) => {}
-            Ok(Some(Reply::Error(message))) => {
+        match command(&mut con, &["SHUTDOWN"]) {
+            Ok(Value::ServerError(e)) => {
                 return Err(ManagedRedisError::ShutdownFailed {
-                    message,
+                    message: server_error_text(&e),
                     log: self.log_path(),
                 });
             }
-            Ok(Some(_)) => {}
-            Err(e) if is_disconnect(&e) || is_timeout(&e) => {}
-            Err(e) => return Err(io_err("cannot send SHUTDOWN to redis-server")(e)),
+            Ok(_) => {}
+            // On success the server closes the connection without a reply.
+            Err(e) if e.is_connection_dropped() || e.is_timeout() => {}
+            Err(e) => return Err(redis_err("cannot send SHUTDOWN to redis-server")(e)),
         }
-        drop(stream);
+        drop(con);
         // redis-server fsyncs the AOF, removes the pidfile, then the socket, then exits.
         let deadline = Instant::now() + STOP_TIMEOUT;
         while self.socket.exists() || pid.and_then(process_alive) == Some(true) {
@@ -588,7 +599,7 @@ fn info_field<T: std::str::FromStr>(info: &str, name: &str) -> Option<T> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Minimal RESP2 over a blocking unix socket.
+// Talking to the server: the `redis` crate's blocking client over the unix socket.
 
 /// Result of PINGing the socket.
 #[derive(Debug)]
@@ -602,273 +613,66 @@ enum Probe {
 }
 
 fn probe(socket: &Path) -> Result<Probe, ManagedRedisError> {
-    let Some(mut stream) = connect(socket)? else {
+    let Some(mut con) = connect(socket)? else {
         return Ok(Probe::Absent);
     };
-    Ok(match command(&mut stream, &[b"PING"]) {
-        Ok(Some(Reply::Simple(s))) if s == "PONG" => Probe::Pong,
-        Ok(Some(Reply::Error(e))) => Probe::Unready(e),
-        Ok(Some(other)) => Probe::Unready(format!("unexpected reply {other:?}")),
-        Ok(None) => Probe::Unready("connection closed".to_owned()),
+    Ok(match command(&mut con, &["PING"]) {
+        Ok(Value::SimpleString(s)) if s == "PONG" => Probe::Pong,
+        Ok(Value::ServerError(e)) => Probe::Unready(server_error_text(&e)),
+        Ok(other) => Probe::Unready(format!("unexpected reply {other:?}")),
         Err(e) => Probe::Unready(e.to_string()),
     })
 }
 
 /// Connects with short timeouts; `None` if nobody listens on `socket`.
-fn connect(socket: &Path) -> Result<Option<UnixStream>, ManagedRedisError> {
-    match UnixStream::connect(socket) {
-        Ok(stream) => {
+///
+/// The connection sends nothing on its own: RESP2, no password, database 0 and no
+/// `CLIENT SETINFO`, so connecting to a server that is still loading its AOF succeeds and the
+/// first command sees the `-LOADING`.
+fn connect(socket: &Path) -> Result<Option<redis::Connection>, ManagedRedisError> {
+    let ctx = || format!("cannot connect to {}", socket.display());
+    let info = redis::ConnectionAddr::Unix(socket.to_path_buf())
+        .into_connection_info()
+        .map_err(redis_err(ctx()))?
+        .set_redis_settings(redis::RedisConnectionInfo::default().set_skip_set_lib_name());
+    let client = redis::Client::open(info).map_err(redis_err(ctx()))?;
+    match client.get_connection_with_timeout(IO_TIMEOUT) {
+        Ok(con) => {
+            // The timeout given to connect covers only the connect; set it per command.
             let ctx = || format!("cannot configure the socket {}", socket.display());
-            stream
-                .set_read_timeout(Some(IO_TIMEOUT))
-                .map_err(io_err(ctx()))?;
-            stream
-                .set_write_timeout(Some(IO_TIMEOUT))
-                .map_err(io_err(ctx()))?;
-            Ok(Some(stream))
+            con.set_read_timeout(Some(IO_TIMEOUT))
+                .map_err(redis_err(ctx()))?;
+            con.set_write_timeout(Some(IO_TIMEOUT))
+                .map_err(redis_err(ctx()))?;
+            Ok(Some(con))
         }
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(io_err(format!("cannot connect to {}", socket.display()))(e)),
+        // On a unix socket this is `ENOENT` (no socket file) or `ECONNREFUSED` (a stale one).
+        Err(e) if e.is_connection_refusal() => Ok(None),
+        Err(e) => Err(redis_err(ctx())(e)),
     }
 }
 
-fn is_disconnect(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionReset
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::UnexpectedEof
-            | io::ErrorKind::ConnectionAborted
-    )
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-/// A RESP2 reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Reply {
-    Simple(String),
-    Error(String),
-    Integer(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Option<Vec<Reply>>),
-}
-
-/// Encodes a command as a RESP array of bulk strings.
-fn encode_command(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+/// Sends one command and reads its reply; a server error (`-ERR …`) is an
+/// `Ok(Value::ServerError)`, not an `Err`.
+fn command(con: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<Value> {
+    let mut cmd = redis::Cmd::new();
     for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
+        cmd.arg(*arg);
     }
-    out
+    con.req_command(&cmd)
 }
 
-/// Sends one command and reads one reply; `Ok(None)` if the server closed the connection
-/// before sending anything (what a successful SHUTDOWN does).
-fn command(stream: &mut UnixStream, args: &[&[u8]]) -> io::Result<Option<Reply>> {
-    stream.write_all(&encode_command(args))?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            if buf.is_empty() {
-                return Ok(None);
-            }
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed in the middle of a reply",
-            ));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        match parse_reply(&buf) {
-            Ok(Some((reply, _))) => return Ok(Some(reply)),
-            Ok(None) if buf.len() <= MAX_REPLY => {}
-            Ok(None) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "reply too large",
-                ));
-            }
-            Err(msg) => return Err(io::Error::new(io::ErrorKind::InvalidData, msg)),
-        }
-    }
-}
-
-/// Parses one reply at the start of `buf`: `Ok(Some((reply, bytes used)))`, `Ok(None)` if
-/// `buf` holds only part of it, `Err` if it is not RESP.
-fn parse_reply(buf: &[u8]) -> Result<Option<(Reply, usize)>, String> {
-    parse_at(buf, 0, 0)
-}
-
-const MAX_DEPTH: usize = 8;
-
-fn parse_at(buf: &[u8], pos: usize, depth: usize) -> Result<Option<(Reply, usize)>, String> {
-    let Some(&kind) = buf.get(pos) else {
-        return Ok(None);
-    };
-    let Some(eol) = buf[pos..].windows(2).position(|w| w == b"\r\n") else {
-        return Ok(None);
-    };
-    let line = &buf[pos + 1..pos + eol];
-    let next = pos + eol + 2;
-    let text = || String::from_utf8_lossy(line).into_owned();
-    let int = || -> Result<i64, String> {
-        std::str::from_utf8(line)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("bad integer {:?} in reply", text()))
-    };
-    match kind {
-        b'+' => Ok(Some((Reply::Simple(text()), next))),
-        b'-' => Ok(Some((Reply::Error(text()), next))),
-        b':' => Ok(Some((Reply::Integer(int()?), next))),
-        b'$' => match int()? {
-            -1 => Ok(Some((Reply::Bulk(None), next))),
-            n if n < 0 => Err(format!("bad bulk length {n}")),
-            n => {
-                let len = usize::try_from(n).map_err(|_| format!("bad bulk length {n}"))?;
-                let end = next.checked_add(len).ok_or("bulk length overflow")?;
-                if buf.len() < end + 2 {
-                    return Ok(None);
-                }
-                if &buf[end..end + 2] != b"\r\n" {
-                    return Err("bulk string not terminated by CRLF".to_owned());
-                }
-                Ok(Some((Reply::Bulk(Some(buf[next..end].to_vec())), end + 2)))
-            }
-        },
-        b'*' => match int()? {
-            -1 => Ok(Some((Reply::Array(None), next))),
-            n if n < 0 => Err(format!("bad array length {n}")),
-            _ if depth >= MAX_DEPTH => Err("reply nested too deeply".to_owned()),
-            n => {
-                let mut items = Vec::new();
-                let mut at = next;
-                for _ in 0..n {
-                    match parse_at(buf, at, depth + 1)? {
-                        Some((item, used)) => {
-                            items.push(item);
-                            at = used;
-                        }
-                        None => return Ok(None),
-                    }
-                }
-                Ok(Some((Reply::Array(Some(items)), at)))
-            }
-        },
-        other => Err(format!("unknown RESP type byte {other:#04x}")),
+/// `LOADING Redis is loading the dataset in memory`: the error line as the server sent it.
+fn server_error_text(e: &redis::ServerError) -> String {
+    match e.details() {
+        Some(details) => format!("{} {details}", e.code()),
+        None => e.code().to_owned(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    // ---- RESP ----------------------------------------------------------------------
-
-    #[test]
-    fn encodes_commands() {
-        assert_eq!(encode_command(&[b"PING"]), b"*1\r\n$4\r\nPING\r\n");
-        assert_eq!(
-            encode_command(&[b"INFO", b"server"]),
-            b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n"
-        );
-        assert_eq!(
-            encode_command(&[b"SET", b""]),
-            b"*2\r\n$3\r\nSET\r\n$0\r\n\r\n"
-        );
-    }
-
-    #[test]
-    fn parses_simple_error_integer() {
-        assert_eq!(
-            parse_reply(b"+PONG\r\n"),
-            Ok(Some((Reply::Simple("PONG".into()), 7)))
-        );
-        let loading = b"-LOADING Redis is loading the dataset in memory\r\n";
-        assert_eq!(
-            parse_reply(loading),
-            Ok(Some((
-                Reply::Error("LOADING Redis is loading the dataset in memory".into()),
-                loading.len()
-            )))
-        );
-        assert_eq!(parse_reply(b":-42\r\n"), Ok(Some((Reply::Integer(-42), 6))));
-        assert!(parse_reply(b":4x\r\n").is_err());
-    }
-
-    #[test]
-    fn parses_bulk_strings() {
-        assert_eq!(
-            parse_reply(b"$5\r\nhe\r\no\r\n"),
-            Ok(Some((Reply::Bulk(Some(b"he\r\no".to_vec())), 11)))
-        );
-        assert_eq!(
-            parse_reply(b"$0\r\n\r\n"),
-            Ok(Some((Reply::Bulk(Some(vec![])), 6)))
-        );
-        assert_eq!(parse_reply(b"$-1\r\n"), Ok(Some((Reply::Bulk(None), 5))));
-        assert!(parse_reply(b"$-2\r\n").is_err());
-        assert!(parse_reply(b"$2\r\nabcd").is_err());
-    }
-
-    #[test]
-    fn parses_arrays() {
-        let buf = b"*3\r\n:1\r\n$1\r\na\r\n*1\r\n+x\r\n";
-        assert_eq!(
-            parse_reply(buf),
-            Ok(Some((
-                Reply::Array(Some(vec![
-                    Reply::Integer(1),
-                    Reply::Bulk(Some(b"a".to_vec())),
-                    Reply::Array(Some(vec![Reply::Simple("x".into())])),
-                ])),
-                buf.len()
-            )))
-        );
-        assert_eq!(parse_reply(b"*-1\r\n"), Ok(Some((Reply::Array(None), 5))));
-        assert_eq!(
-            parse_reply(b"*0\r\n"),
-            Ok(Some((Reply::Array(Some(vec![])), 4)))
-        );
-        let deep = b"*1\r\n".repeat(MAX_DEPTH + 1);
-        assert!(parse_reply(&deep).is_err());
-    }
-
-    #[test]
-    fn every_strict_prefix_is_incomplete() {
-        let full: &[u8] = b"*2\r\n$4\r\nPONG\r\n+OK\r\n";
-        for n in 0..full.len() {
-            assert_eq!(parse_reply(&full[..n]), Ok(None), "prefix of {n} bytes");
-        }
-        assert!(matches!(parse_reply(full), Ok(Some((_, n))) if n == full.len()));
-        // Trailing bytes are left for the next reply.
-        assert_eq!(
-            parse_reply(b"+OK\r\n+NEXT\r\n"),
-            Ok(Some((Reply::Simple("OK".into()), 5)))
-        );
-    }
-
-    #[test]
-    fn rejects_garbage() {
-        assert!(parse_reply(b"HTTP/1.1 400\r\n").is_err());
-        assert!(parse_reply(b"$abc\r\n").is_err());
-    }
 
     #[test]
     fn reads_info_fields() {
@@ -964,6 +768,35 @@ mod tests {
             .expect_err("too long");
         assert!(matches!(err, ManagedRedisError::SocketPathTooLong { .. }));
         assert!(err.to_string().contains("BLUEPLANE_HOME"));
+    }
+
+    #[test]
+    fn probe_reports_loading_and_absent() {
+        use std::io::{BufRead, BufReader, Write};
+        use std::os::unix::net::UnixListener;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sock = dir.path().join("redis.sock");
+        assert!(matches!(probe(&sock).expect("probe"), Probe::Absent));
+        // A server still replaying its AOF: the connect sends nothing, PING gets -LOADING.
+        let listener = UnixListener::bind(&sock).expect("bind");
+        let server = thread::spawn(move || {
+            let (stream, _) = listener.accept().expect("accept");
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut first = String::new();
+            reader.read_line(&mut first).expect("read");
+            (&stream)
+                .write_all(b"-LOADING Redis is loading the dataset in memory\r\n")
+                .expect("write");
+            first
+        });
+        match probe(&sock).expect("probe") {
+            Probe::Unready(msg) => {
+                assert_eq!(msg, "LOADING Redis is loading the dataset in memory");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // The first thing on the wire is the PING itself (`*1`), no handshake.
+        assert_eq!(server.join().expect("server"), "*1\r\n");
     }
 
     // ---- the real redis-server -----------------------------------------------------
@@ -1097,17 +930,27 @@ mod tests {
 
         let mut s = connect(&m.socket).expect("connect").expect("listening");
         assert_eq!(
-            command(&mut s, &[b"SET", b"bp:test", b"v1"]).expect("SET"),
-            Some(Reply::Simple("OK".into()))
+            command(&mut s, &["SET", "bp:test", "v1"]).expect("SET"),
+            Value::Okay
         );
         drop(s);
         assert!(m.stop().expect("stop"));
         m.ensure_running().expect("restart");
         let mut s = connect(&m.socket).expect("connect").expect("listening");
         assert_eq!(
-            command(&mut s, &[b"GET", b"bp:test"]).expect("GET"),
-            Some(Reply::Bulk(Some(b"v1".to_vec())))
+            command(&mut s, &["GET", "bp:test"]).expect("GET"),
+            Value::BulkString(b"v1".to_vec())
         );
+        // A server error is a reply, not a failed command.
+        match command(&mut s, &["NOSUCHCMD"]).expect("unknown command") {
+            Value::ServerError(e) => {
+                assert!(
+                    server_error_text(&e).starts_with("ERR unknown command"),
+                    "{e:?}"
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[cfg(target_os = "linux")]

@@ -6,15 +6,14 @@
 //! [`TestRedis::restart`] starts a server on the same dir, which replays the AOF, to prove
 //! crash recovery. Dropping the value kills the server and removes the dir.
 //!
-//! Talking to it needs nothing from the crate: [`ping`] and [`command`] speak plain RESP
-//! over a blocking unix socket.
+//! Talking to it needs nothing from the crate under test: [`ping`] and [`command`] use the
+//! `redis` crate's blocking client on the unix socket and hand back a plain [`Resp`].
 //!
 //! Redis 7 writes every command to the AOF file (the kernel page cache) before it replies,
 //! so a reply the test has received survives a SIGKILL even with `appendfsync everysec`.
 #![allow(dead_code)]
 
-use std::io::{self, Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -154,74 +153,66 @@ pub enum Resp {
     Array(Option<Vec<Resp>>),
 }
 
-/// Sends one command on a fresh connection and reads its reply.
+/// Sends one command on a fresh connection and reads its reply. A server error (`-ERR …`) is
+/// `Ok(Resp::Error)`; a RESP2 nil (`$-1`, `*-1`) is `Resp::Bulk(None)`.
 pub fn command(socket: &Path, args: &[&str]) -> io::Result<Resp> {
-    let mut stream = UnixStream::connect(socket)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let mut req = format!("*{}\r\n", args.len());
+    use redis::{ConnectionLike as _, IntoConnectionInfo as _};
+    let timeout = Duration::from_secs(5);
+    let info = redis::ConnectionAddr::Unix(socket.to_path_buf())
+        .into_connection_info()
+        .map_err(to_io)?
+        .set_redis_settings(redis::RedisConnectionInfo::default().set_skip_set_lib_name());
+    let client = redis::Client::open(info).map_err(to_io)?;
+    let mut con = client.get_connection_with_timeout(timeout).map_err(to_io)?;
+    con.set_read_timeout(Some(timeout)).map_err(to_io)?;
+    con.set_write_timeout(Some(timeout)).map_err(to_io)?;
+    let mut cmd = redis::Cmd::new();
     for a in args {
-        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        cmd.arg(*a);
     }
-    stream.write_all(req.as_bytes())?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some((reply, _)) = parse(&buf)? {
-            return Ok(reply);
-        }
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed",
-            ));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
+    con.req_command(&cmd).map(Resp::from).map_err(to_io)
 }
 
-/// One reply at the start of `buf` and the bytes it used; `Ok(None)` while `buf` holds only
-/// part of it.
-fn parse(buf: &[u8]) -> io::Result<Option<(Resp, usize)>> {
-    let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") else {
-        return Ok(None);
+/// A client-side failure (connect, timeout, closed connection) as an `io::Error`.
+fn to_io(e: redis::RedisError) -> io::Error {
+    let kind = if e.is_connection_refusal() {
+        io::ErrorKind::ConnectionRefused
+    } else if e.is_timeout() {
+        io::ErrorKind::TimedOut
+    } else if e.is_connection_dropped() {
+        io::ErrorKind::UnexpectedEof
+    } else {
+        io::ErrorKind::Other
     };
-    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
-    let line = String::from_utf8_lossy(&buf[1..eol]).into_owned();
-    let next = eol + 2;
-    let len = || line.parse::<i64>().map_err(|_| bad("bad length"));
-    match buf[0] {
-        b'+' => Ok(Some((Resp::Simple(line), next))),
-        b'-' => Ok(Some((Resp::Error(line), next))),
-        b':' => Ok(Some((Resp::Integer(len()?), next))),
-        b'$' => {
-            let Ok(n) = usize::try_from(len()?) else {
-                return Ok(Some((Resp::Bulk(None), next)));
-            };
-            if buf.len() < next + n + 2 {
-                return Ok(None);
+    io::Error::new(kind, e)
+}
+
+impl From<redis::Value> for Resp {
+    fn from(v: redis::Value) -> Resp {
+        use redis::Value;
+        let array =
+            |items: Vec<Value>| Resp::Array(Some(items.into_iter().map(Resp::from).collect()));
+        let bulk = |s: String| Resp::Bulk(Some(s.into_bytes()));
+        match v {
+            Value::Nil => Resp::Bulk(None),
+            Value::Int(n) => Resp::Integer(n),
+            Value::BulkString(b) => Resp::Bulk(Some(b)),
+            Value::Array(items) | Value::Set(items) | Value::Push { data: items, .. } => {
+                array(items)
             }
-            Ok(Some((
-                Resp::Bulk(Some(buf[next..next + n].to_vec())),
-                next + n + 2,
-            )))
+            Value::SimpleString(s) => Resp::Simple(s),
+            Value::Okay => Resp::Simple("OK".to_owned()),
+            Value::ServerError(e) => Resp::Error(match e.details() {
+                Some(d) => format!("{} {d}", e.code()),
+                None => e.code().to_owned(),
+            }),
+            // RESP3-only types, flattened the way RESP2 sends them.
+            Value::Map(pairs) => array(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect()),
+            Value::Attribute { data, .. } => Resp::from(*data),
+            Value::Double(d) => bulk(d.to_string()),
+            Value::Boolean(b) => Resp::Integer(i64::from(b)),
+            Value::VerbatimString { text, .. } => bulk(text),
+            other => Resp::Error(format!("unsupported reply {other:?}")),
         }
-        b'*' => {
-            let Ok(n) = usize::try_from(len()?) else {
-                return Ok(Some((Resp::Array(None), next)));
-            };
-            let mut items = Vec::with_capacity(n.min(1024));
-            let mut at = next;
-            for _ in 0..n {
-                let Some((item, used)) = parse(&buf[at..])? else {
-                    return Ok(None);
-                };
-                items.push(item);
-                at += used;
-            }
-            Ok(Some((Resp::Array(Some(items)), at)))
-        }
-        _ => Err(bad("unexpected RESP type")),
     }
 }
