@@ -116,7 +116,7 @@ impl Capture {
     async fn reload_cursors(&mut self) -> Result<(), CaptureError> {
         self.cursors = self
             .queue
-            .cursors()
+            .cursors(crate::queue::CURSORS)
             .await?
             .into_iter()
             .filter_map(|(k, v)| FileCursor::decode(&v).map(|c| (k, c)))
@@ -304,7 +304,11 @@ impl Capture {
             .publish_batch(&Batch {
                 events: &batch.events,
                 dead: &batch.dead,
-                cursor: Some((key, &encoded)),
+                cursor: Some(crate::queue::CursorWrite {
+                    hash: crate::queue::CURSORS,
+                    field: key,
+                    value: &encoded,
+                }),
                 new_types: &new_types,
                 fence: self.fence.as_deref(),
             })
