@@ -7,6 +7,10 @@
 //!
 //! Parsing never fails the pipeline: a line is an event, something to skip (blank), or a bad
 //! line with a reason that goes to the dead-letter stream.
+//!
+//! No I/O beyond directory listing: tailing and cursors belong to the capture source
+//! (`claude_transcripts`), and `blueplane dlq replay` parses a dead-lettered line again with
+//! [`parse_line`].
 
 use std::path::{Path, PathBuf};
 

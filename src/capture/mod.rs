@@ -1,29 +1,36 @@
 //! Layer 1: capture. Reads the assistants' files and appends privacy-filtered events to the
 //! `bp:events` stream.
 //!
-//! Invariants: capture never opens SQLite; its only output is the queue. A file's cursor
+//! Capture is a runner over sources: each [`CaptureSource`] (one file per source:
+//! `claude_transcripts`, ...) discovers and parses its input, keeps its own typed cursors and
+//! emits batches into a [`Sink`]; [`Capture`] owns what is common — the capture lease and the
+//! fence on every write, stopping, the file watcher, periodic rescans and `backfill`'s scan
+//! requests. Adding a source means one file here and one entry in [`Capture::new`].
+//!
+//! Invariants: capture never opens SQLite; its only output is the queue. A source's cursor
 //! moves only in the same script that appends the events it covers (invariant 3), and only
 //! the holder of the capture lease captures: every publish is fenced by the lease token, and
 //! a lost lease stops capture between files and batches (invariant 7).
 
 pub mod claude_code;
+pub mod claude_transcripts;
+pub mod sink;
+pub mod source;
 pub mod tailer;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::event::Event;
 use crate::privacy::PrivacyMode;
 use crate::queue::lease::HeldLease;
-use crate::queue::{Batch, DeadLetter, Queue, QueueError};
-use claude_code::{FileContext, Parsed};
-use tailer::FileCursor;
+use crate::queue::{Queue, QueueError};
 
-/// Events per publish (and per cursor move).
-const PUBLISH_BATCH: usize = 2_000;
+pub use claude_transcripts::ClaudeTranscripts;
+pub use sink::{MemorySink, RedisSink, Sink};
+pub use source::{CaptureSource, Watch};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -56,19 +63,20 @@ impl std::ops::AddAssign for CaptureStats {
     }
 }
 
-/// Claude Code transcript capture.
+/// The capture runner: every source, one fenced Redis sink, one stop token.
 pub struct Capture {
+    /// The lease and scan requests.
     queue: Queue,
-    dirs: Vec<PathBuf>,
-    mode: PrivacyMode,
-    cursors: HashMap<String, FileCursor>,
-    /// The lease token every publish is fenced by.
-    fence: Option<String>,
-    /// Checked between files and batches.
+    /// Where every source writes; fenced by the lease token once attached.
+    sink: RedisSink,
+    sources: Vec<Box<dyn CaptureSource>>,
+    /// Checked by the sources between files and batches.
     stop: CancellationToken,
 }
 
 impl Capture {
+    /// The Claude Code transcripts below `dirs`.
+    ///
     /// # Errors
     /// When the cursors cannot be loaded from Redis.
     pub async fn new(
@@ -76,12 +84,21 @@ impl Capture {
         dirs: Vec<PathBuf>,
         mode: PrivacyMode,
     ) -> Result<Capture, CaptureError> {
+        Capture::with_sources(queue, vec![Box::new(ClaudeTranscripts::new(dirs, mode))]).await
+    }
+
+    /// A runner over `sources`, their cursors loaded.
+    ///
+    /// # Errors
+    /// When the cursors cannot be loaded from Redis.
+    pub async fn with_sources(
+        queue: Queue,
+        sources: Vec<Box<dyn CaptureSource>>,
+    ) -> Result<Capture, CaptureError> {
         let mut c = Capture {
+            sink: RedisSink::new(queue.clone()),
             queue,
-            dirs,
-            mode,
-            cursors: HashMap::new(),
-            fence: None,
+            sources,
             stop: CancellationToken::new(),
         };
         c.reload_cursors().await?;
@@ -99,7 +116,7 @@ impl Capture {
         lease: &HeldLease,
         stop: &CancellationToken,
     ) -> Result<(), CaptureError> {
-        self.fence = Some(lease.token.clone());
+        self.sink.fence(lease.token.clone());
         let stop = stop.child_token();
         let lost = lease.lost.clone();
         let s = stop.clone();
@@ -114,214 +131,111 @@ impl Capture {
     }
 
     async fn reload_cursors(&mut self) -> Result<(), CaptureError> {
-        self.cursors = self
-            .queue
-            .cursors()
-            .await?
-            .into_iter()
-            .filter_map(|(k, v)| FileCursor::decode(&v).map(|c| (k, c)))
-            .collect();
+        for s in &mut self.sources {
+            let stored = self.sink.cursors(s.cursor_namespace()).await?;
+            s.load_cursors(stored);
+        }
         Ok(())
     }
 
-    pub fn dirs(&self) -> &[PathBuf] {
-        &self.dirs
-    }
-
-    /// All transcript files with their sizes.
+    /// Every source's files with their sizes.
     pub fn files(&self) -> Vec<(PathBuf, u64)> {
-        self.dirs
-            .iter()
-            .flat_map(|d| claude_code::transcript_files(d))
-            .map(|p| {
-                let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-                (p, len)
-            })
-            .collect()
+        self.sources.iter().flat_map(|s| s.files()).collect()
     }
 
-    /// Bytes not yet captured across all files (for progress bars).
+    /// Bytes not yet captured across `files` (for progress bars).
     pub fn backlog_bytes(&self, files: &[(PathBuf, u64)]) -> u64 {
-        files
+        let mut by_source: BTreeMap<usize, Vec<(PathBuf, u64)>> = BTreeMap::new();
+        for f in files {
+            if let Some(i) = self.owner(&f.0) {
+                by_source.entry(i).or_default().push(f.clone());
+            }
+        }
+        by_source
             .iter()
-            .map(|(p, len)| {
-                let done = self
-                    .cursors
-                    .get(&p.display().to_string())
-                    .map_or(0, |c| c.offset.min(*len));
-                len - done
-            })
+            .map(|(i, files)| self.sources[*i].backlog_bytes(files))
             .sum()
     }
 
-    /// Captures everything new in every file once. `progress` gets the bytes consumed.
+    /// The first source that accepts `path`.
+    fn owner(&self, path: &Path) -> Option<usize> {
+        self.sources.iter().position(|s| (s.watch().accepts)(path))
+    }
+
+    /// Captures everything new in every source once. `progress` gets the bytes consumed.
     ///
     /// # Errors
     /// Redis failures, a lost lease or a stop; what was published stays published and
     /// cursors say how far.
     pub async fn scan(
         &mut self,
-        mut progress: impl FnMut(u64),
+        mut progress: impl FnMut(u64) + Send,
     ) -> Result<CaptureStats, CaptureError> {
         let mut total = CaptureStats::default();
-        for (path, _) in self.files() {
-            let s = self.capture_file(&path, &mut progress).await?;
-            total += s;
+        for s in &mut self.sources {
+            let r = s.scan(&mut self.sink, &self.stop, &mut progress).await;
+            total += stop_if_lost(&self.stop, r)?;
         }
         Ok(total)
     }
 
-    /// Captures the new complete lines of one file.
+    /// Captures the new content of one file (of the source that accepts it).
     ///
     /// # Errors
     /// Redis failures, a lost lease or a stop.
     pub async fn capture_file(
         &mut self,
         path: &Path,
-        progress: &mut impl FnMut(u64),
+        progress: &mut (impl FnMut(u64) + Send),
     ) -> Result<CaptureStats, CaptureError> {
-        let key = path.display().to_string();
-        let ctx = FileContext::for_path(path);
-        let mut stats = CaptureStats {
-            files: 1,
-            ..CaptureStats::default()
-        };
-        loop {
-            if self.stop.is_cancelled() {
-                return Err(CaptureError::Stopped);
-            }
-            let prev = self.cursors.get(&key).copied();
-            let mode = self.mode;
-            let p = path.to_path_buf();
-            let ctx2 = ctx.clone();
-            let read = tokio::task::spawn_blocking(move || {
-                let chunk = tailer::read_new(&p, prev)?;
-                let parsed: Vec<(u64, u64, Parsed)> = chunk
-                    .lines()
-                    .map(|(off, line)| {
-                        (
-                            off,
-                            off + line.len() as u64 + 1,
-                            claude_code::parse_line(&ctx2, off, line, mode),
-                        )
-                    })
-                    .collect();
-                Ok::<_, std::io::Error>((
-                    chunk.next,
-                    chunk.skipped,
-                    chunk.restarted,
-                    chunk.more,
-                    parsed,
-                    prev,
-                ))
-            })
-            .await;
-            let (next, skipped, restarted, more, parsed, prev) = match read {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => {
-                    // Vanished or unreadable: nothing to capture now; a rescan retries.
-                    tracing::debug!(path = %key, error = %e, "Cannot read transcript");
-                    return Ok(stats);
-                }
-                Err(e) => {
-                    tracing::error!(path = %key, error = %e, "Transcript reader task failed");
-                    return Ok(stats);
-                }
-            };
-            if restarted {
-                tracing::info!(path = %key, "Transcript was truncated or replaced; reading it from the start");
-            }
-            if prev.is_some_and(|p| p == next) && parsed.is_empty() && skipped.is_none() {
-                return Ok(stats);
-            }
-            let mut batch = Pending::default();
-            if let Some((off, len)) = skipped {
-                tracing::warn!(path = %key, offset = off, bytes = len, "Skipping over-long transcript line");
-                batch.dead.push(DeadLetter {
-                    stage: "capture",
-                    reason: format!(
-                        "line of {len} bytes exceeds the {} byte limit",
-                        tailer::MAX_LINE
-                    ),
-                    source: key.clone(),
-                    offset: off,
-                });
-            }
-            let mut consumed_from = prev.filter(|_| !restarted).map_or(0, |c| c.offset);
-            for (off, end, p) in parsed {
-                match p {
-                    Parsed::Event(e) => batch.push(*e),
-                    Parsed::Skip => {}
-                    Parsed::Bad(reason) => {
-                        tracing::warn!(path = %key, offset = off, %reason, "Bad transcript line");
-                        batch.dead.push(DeadLetter {
-                            stage: "capture",
-                            reason,
-                            source: key.clone(),
-                            offset: off,
-                        });
-                    }
-                }
-                if batch.len() >= PUBLISH_BATCH {
-                    let cur = FileCursor {
-                        offset: end,
-                        ..next
-                    };
-                    self.publish(&key, &batch, cur).await?;
-                    stats.events += batch.events.len() as u64;
-                    stats.bad_lines += batch.dead.len() as u64;
-                    stats.bytes += end - consumed_from;
-                    progress(end - consumed_from);
-                    consumed_from = end;
-                    batch = Pending::default();
-                    if self.stop.is_cancelled() {
-                        return Err(CaptureError::Stopped);
-                    }
-                }
-            }
-            self.publish(&key, &batch, next).await?;
-            stats.events += batch.events.len() as u64;
-            stats.bad_lines += batch.dead.len() as u64;
-            let delta = next.offset.saturating_sub(consumed_from);
-            stats.bytes += delta;
-            progress(delta);
-            if !more {
-                return Ok(stats);
-            }
+        match self.owner(path) {
+            Some(i) => self.on_change(i, &[path.to_path_buf()], progress).await,
+            None => Ok(CaptureStats::default()),
         }
     }
 
-    async fn publish(
+    async fn on_change(
         &mut self,
-        key: &str,
-        batch: &Pending,
-        cursor: FileCursor,
-    ) -> Result<(), CaptureError> {
-        let new_types: Vec<(String, u64)> = batch.new_types.clone().into_iter().collect();
-        let encoded = cursor.encode();
-        let written = self
-            .queue
-            .publish_batch(&Batch {
-                events: &batch.events,
-                dead: &batch.dead,
-                cursor: Some((key, &encoded)),
-                new_types: &new_types,
-                fence: self.fence.as_deref(),
-            })
-            .await?;
-        if !written {
-            self.stop.cancel();
-            return Err(CaptureError::LeaseLost);
+        source: usize,
+        paths: &[PathBuf],
+        progress: &mut (impl FnMut(u64) + Send),
+    ) -> Result<CaptureStats, CaptureError> {
+        let r = self.sources[source]
+            .on_change(paths, &mut self.sink, &self.stop, progress)
+            .await;
+        stop_if_lost(&self.stop, r)
+    }
+
+    /// Captures the changed paths, each with its source. Returns false when the lease was
+    /// lost or capture stopped.
+    async fn capture_changed(&mut self, pending: &mut HashSet<(usize, PathBuf)>) -> bool {
+        let mut by_source: BTreeMap<usize, Vec<PathBuf>> = BTreeMap::new();
+        for (i, p) in pending.drain() {
+            by_source.entry(i).or_default().push(p);
         }
-        self.cursors.insert(key.to_string(), cursor);
-        Ok(())
+        for (i, paths) in by_source {
+            match self.on_change(i, &paths, &mut |_| {}).await {
+                Ok(_) => {}
+                Err(CaptureError::Queue(e)) => {
+                    tracing::warn!(source = self.sources[i].name(), error = %e, "Capture failed; will retry");
+                }
+                Err(_) => return false,
+            }
+        }
+        true
     }
 
     /// Tails the files while this process holds the capture lease, until `shutdown`; takes
     /// the lease over when its holder dies, and serves `backfill`'s scan requests.
     pub async fn run(mut self, holder: String, rescan: Duration, shutdown: CancellationToken) {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
-        let _watcher = watch(&self.dirs, tx);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, PathBuf)>();
+        let _watchers: Vec<notify::RecommendedWatcher> = self
+            .sources
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| watch(i, s.watch(), tx.clone()))
+            .collect();
+        drop(tx);
         let mut poll = tokio::time::interval(Duration::from_millis(500));
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         'acquire: loop {
@@ -356,7 +270,7 @@ impl Capture {
             }
             let mut rescan_tick = tokio::time::interval(rescan);
             rescan_tick.tick().await;
-            let mut pending: HashSet<PathBuf> = HashSet::new();
+            let mut pending: HashSet<(usize, PathBuf)> = HashSet::new();
             loop {
                 let ok = tokio::select! {
                     _ = shutdown.cancelled() => {
@@ -371,17 +285,7 @@ impl Capture {
                         while let Ok(p) = rx.try_recv() {
                             pending.insert(p);
                         }
-                        let mut ok = true;
-                        for p in pending.drain() {
-                            match self.capture_file(&p, &mut |_| {}).await {
-                                Ok(_) => {}
-                                Err(CaptureError::Queue(e)) => {
-                                    tracing::warn!(error = %e, "Capture failed; will retry");
-                                }
-                                Err(_) => ok = false,
-                            }
-                        }
-                        ok
+                        self.capture_changed(&mut pending).await
                     }
                     _ = rescan_tick.tick() => self.scan_logged(&mut served).await,
                     _ = poll.tick() => {
@@ -431,28 +335,18 @@ impl Capture {
     }
 }
 
-/// One publish being assembled.
-#[derive(Default)]
-struct Pending {
-    events: Vec<Event>,
-    dead: Vec<DeadLetter>,
-    new_types: std::collections::BTreeMap<String, u64>,
+/// A lost lease stops the runner's other work too (the next file or source stops at once).
+fn stop_if_lost<T>(
+    stop: &CancellationToken,
+    r: Result<T, CaptureError>,
+) -> Result<T, CaptureError> {
+    if matches!(r, Err(CaptureError::LeaseLost)) {
+        stop.cancel();
+    }
+    r
 }
 
-impl Pending {
-    fn push(&mut self, e: Event) {
-        if !crate::privacy::is_known_type(&e.kind) {
-            *self.new_types.entry(e.kind.clone()).or_default() += 1;
-        }
-        self.events.push(e);
-    }
-
-    fn len(&self) -> usize {
-        self.events.len() + self.dead.len()
-    }
-}
-
-/// Events that can mean new transcript content: creation, writes, renames (and rescans).
+/// Events that can mean new content: creation, writes, renames (and rescans).
 fn wants(kind: &notify::EventKind) -> bool {
     use notify::EventKind;
     matches!(
@@ -461,24 +355,26 @@ fn wants(kind: &notify::EventKind) -> bool {
     )
 }
 
-/// Watches the directories recursively; changed transcript paths go to `tx`. Returns the
-/// watcher (dropping it stops watching), or None when watching is unavailable, in which case
-/// the periodic rescan does the work.
+/// Watches a source's directories recursively; changed paths it accepts go to `tx`, tagged
+/// with `source`. Returns the watcher (dropping it stops watching), or None when watching is
+/// unavailable, in which case the periodic rescan does the work.
 fn watch(
-    dirs: &[PathBuf],
-    tx: tokio::sync::mpsc::UnboundedSender<PathBuf>,
+    source: usize,
+    spec: Watch,
+    tx: tokio::sync::mpsc::UnboundedSender<(usize, PathBuf)>,
 ) -> Option<notify::RecommendedWatcher> {
     use notify::{RecursiveMode, Watcher};
+    let accepts = spec.accepts;
     let handler = move |res: notify::Result<notify::Event>| {
         if let Ok(ev) = res {
-            // Reading a transcript raises access events; reacting to them would make every
-            // capture trigger the next one.
+            // Reading a file raises access events; reacting to them would make every capture
+            // trigger the next one.
             if !wants(&ev.kind) {
                 return;
             }
             for p in ev.paths {
-                if claude_code::is_transcript(&p) {
-                    let _ = tx.send(p);
+                if accepts(&p) {
+                    let _ = tx.send((source, p));
                 }
             }
         }
@@ -490,7 +386,7 @@ fn watch(
             return None;
         }
     };
-    for d in dirs {
+    for d in &spec.dirs {
         if d.is_dir()
             && let Err(e) = w.watch(d, RecursiveMode::Recursive)
         {

@@ -348,7 +348,7 @@ async fn scan_under_lease(
     queue: &Queue,
     capture: &mut Capture,
     holder: &str,
-    mut progress: impl FnMut(u64),
+    mut progress: impl FnMut(u64) + Send,
 ) -> anyhow::Result<crate::capture::CaptureStats> {
     use crate::capture::{CaptureError, CaptureStats};
     use crate::queue::lease::HeldLease;

@@ -7,7 +7,7 @@
 //! | `bp:events` | stream | captured events; group `fastpath` |
 //! | `bp:cdc` | stream | change feed fast path -> slow path (`seq` of the last committed raw row); group `slowpath` |
 //! | `bp:dlq` | stream | dead letters: bad lines, poison messages and underivable records, with the reason (never trimmed; `blueplane dlq`) |
-//! | `bp:capture:cursors` | hash | transcript path -> `dev:inode:offset` |
+//! | `bp:capture:cursors` | hash | transcript path -> `dev:inode:offset` (the Claude transcript source's cursors; each capture source names its own hash) |
 //! | `bp:capture:lease` | string | holder of the capture lease (`SET NX PX`) |
 //! | `bp:capture:scan_req`, `bp:capture:scan_done`, `bp:capture:scan_served` | counter, hash, string | `backfill`'s full-scan requests, their answers, the newest answered (see `lease`) |
 //! | `bp:stats` | hash | counters (captured, bad lines, dead-lettered, ...) |
@@ -216,7 +216,7 @@ impl Queue {
         &self,
         events: &[Event],
         dead: &[DeadLetter],
-        cursor: Option<(&str, &str)>,
+        cursor: Option<CursorWrite<'_>>,
     ) -> Result<()> {
         self.publish_batch(&Batch {
             events,
@@ -248,7 +248,7 @@ impl Queue {
         inv.key(lease::LEASE)
             .key(EVENTS)
             .key(DLQ)
-            .key(CURSORS)
+            .key(b.cursor.map_or(CURSORS, |c| c.hash))
             .key(STATS)
             .key(LAST_EVENT)
             .key(RECORD_TYPES)
@@ -256,8 +256,8 @@ impl Queue {
             .arg(b.events.len())
             .arg(b.dead.len())
             .arg(b.new_types.len())
-            .arg(b.cursor.map_or("", |c| c.0))
-            .arg(b.cursor.map_or("", |c| c.1))
+            .arg(b.cursor.map_or("", |c| c.field))
+            .arg(b.cursor.map_or("", |c| c.value))
             .arg(chrono::Utc::now().timestamp_millis())
             .arg(newest.map_or("", |(p, _)| p.as_str()))
             .arg(newest.map(|(_, t)| t.to_string()).unwrap_or_default());
@@ -287,13 +287,14 @@ impl Queue {
         Ok(written == 1)
     }
 
-    /// All capture cursors (path -> `dev:inode:offset`).
+    /// Every capture cursor in the hash `hash` (for transcripts, [`CURSORS`]: path ->
+    /// `dev:inode:offset`).
     ///
     /// # Errors
     /// When Redis fails.
-    pub async fn cursors(&self) -> Result<std::collections::HashMap<String, String>> {
+    pub async fn cursors(&self, hash: &str) -> Result<std::collections::HashMap<String, String>> {
         let mut c = self.conn.clone();
-        Ok(c.hgetall(CURSORS).await?)
+        Ok(c.hgetall(hash).await?)
     }
 
     /// Reads up to `count` new entries for `consumer`, blocking up to `block`.
@@ -654,16 +655,27 @@ pub struct GroupInfo {
 pub struct Batch<'a> {
     pub events: &'a [Event],
     pub dead: &'a [DeadLetter],
-    /// (path, encoded cursor) moved with the events it covers.
-    pub cursor: Option<(&'a str, &'a str)>,
+    /// The capture cursor moved with the events it covers.
+    pub cursor: Option<CursorWrite<'a>>,
     /// Lines per record type the parser has no rules for.
     pub new_types: &'a [(String, u64)],
     /// The capture lease token that must still hold; None for unfenced producers.
     pub fence: Option<&'a str>,
 }
 
-/// KEYS: lease, events, dlq, cursors, stats, last_event, record_types.
-/// ARGV: fence, #events, #dead, #types, cursor path, cursor value, now, newest platform,
+/// One capture cursor set in the same script as the events it covers: `HSET hash field value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CursorWrite<'a> {
+    /// The source's cursor hash (for transcripts, [`CURSORS`]).
+    pub hash: &'a str,
+    /// What the cursor is for (a transcript path).
+    pub field: &'a str,
+    /// The source's encoding of the cursor (`dev:inode:offset`).
+    pub value: &'a str,
+}
+
+/// KEYS: lease, events, dlq, cursors (the batch's cursor hash), stats, last_event, record_types.
+/// ARGV: fence, #events, #dead, #types, cursor field, cursor value, now, newest platform,
 /// newest ts; then (type, n) pairs, 10 fields per event (the last two, source kind and key,
 /// only written when not empty: a file line needs neither), 4 per dead letter.
 static PUBLISH_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {

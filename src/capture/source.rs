@@ -1,0 +1,87 @@
+//! The plug-in seam of capture: a [`CaptureSource`] reads one kind of input (Claude Code
+//! transcripts, later hook spools and Cursor's databases) into a [`Sink`].
+//!
+//! A source owns its input's discovery, parsing and its own typed cursors; the runner
+//! (`Capture`) owns the lease, the watcher, rescans and stopping, and drives every source
+//! through this trait alone. Invariant: a source moves a cursor only inside the batch that
+//! carries the events it covers, and only after the sink accepted that batch; it checks
+//! `stop` between files and batches and returns [`CaptureError::Stopped`] when it is set, and
+//! [`CaptureError::LeaseLost`] when the sink refuses a batch.
+//!
+//! The methods that do I/O return boxed futures, so that the runner can hold sources of
+//! different types in one `Vec<Box<dyn CaptureSource>>`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use tokio_util::sync::CancellationToken;
+
+use super::sink::Sink;
+use super::{CaptureError, CaptureStats};
+
+/// A future a trait object can return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Gets the number of input bytes consumed, as batches are written (progress bars).
+pub type Progress<'a> = dyn FnMut(u64) + Send + 'a;
+
+/// What the runner watches for a source.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    /// Watched recursively.
+    pub dirs: Vec<PathBuf>,
+    /// Whether a changed path (or one given to `Capture::capture_file`) is this source's.
+    /// Sources must not accept each other's paths: a path belongs to the first that does.
+    pub accepts: fn(&Path) -> bool,
+}
+
+/// One capture source, driven by the runner.
+pub trait CaptureSource: Send {
+    /// A short stable id for logs (`claude_transcripts`).
+    fn name(&self) -> &'static str;
+
+    /// The hash its cursors live in (the same name in every sink). Never changes for a
+    /// source, so that existing stores keep their cursors.
+    fn cursor_namespace(&self) -> &'static str;
+
+    /// Replaces the source's cursors by `stored` (key -> encoded value, as read from its
+    /// namespace); entries it cannot decode are ignored (their input is read again).
+    fn load_cursors(&mut self, stored: HashMap<String, String>);
+
+    /// What to watch for changes.
+    fn watch(&self) -> Watch;
+
+    /// The files the source reads now, with their sizes.
+    fn files(&self) -> Vec<(PathBuf, u64)>;
+
+    /// Bytes of `files` (from [`CaptureSource::files`]) not captured yet.
+    fn backlog_bytes(&self, files: &[(PathBuf, u64)]) -> u64;
+
+    /// Captures everything new once.
+    ///
+    /// # Errors
+    /// The sink failed, refused a batch (the lease is lost) or `stop` was set; what was
+    /// written stays written and the cursors say how far.
+    fn scan<'a>(
+        &'a mut self,
+        sink: &'a mut dyn Sink,
+        stop: &'a CancellationToken,
+        progress: &'a mut Progress<'_>,
+    ) -> BoxFuture<'a, Result<CaptureStats, CaptureError>>;
+
+    /// Captures what is new in `paths`, which the watcher reported changed (and
+    /// [`Watch::accepts`] accepted).
+    ///
+    /// # Errors
+    /// As [`CaptureSource::scan`]; a sink failure on one path does not keep the others from
+    /// being captured, and the first such failure is returned at the end.
+    fn on_change<'a>(
+        &'a mut self,
+        paths: &'a [PathBuf],
+        sink: &'a mut dyn Sink,
+        stop: &'a CancellationToken,
+        progress: &'a mut Progress<'_>,
+    ) -> BoxFuture<'a, Result<CaptureStats, CaptureError>>;
+}
