@@ -190,14 +190,18 @@ fn absurd_and_negative_token_counts_are_dead_lettered_and_the_pipeline_goes_on()
     ]
     .join("\n");
     std::fs::write(proj.join("s-absurd.jsonl"), body + "\n").expect("write");
+    // A session whose only record is rejected leaves no trace in the derived tables.
+    let only = line("b1", r#"{"input_tokens":1,"output_tokens":99000000000}"#)
+        .replace("s-absurd", "s-only-absurd");
+    std::fs::write(proj.join("s-only-absurd.jsonl"), only + "\n").expect("write");
     let env = Env::new(&[dir.path().to_path_buf()]);
     let s = env.json(&["backfill", "--json"]);
-    assert_eq!(s["events"].as_i64(), Some(lines as i64 + 4), "{s}");
+    assert_eq!(s["events"].as_i64(), Some(lines as i64 + 5), "{s}");
     assert_eq!(s["bad_lines"], 0, "{s}");
     // The three out-of-range records are dead-lettered with their reason.
     let dlq = redis(&env, &["XRANGE", "bp:dlq", "-", "+"]);
     let letters = text(&dlq);
-    assert_eq!(letters.matches("slow_path").count(), 3, "{letters}");
+    assert_eq!(letters.matches("slow_path").count(), 4, "{letters}");
     assert!(
         letters.contains("above the bound") && letters.contains("negative"),
         "{letters}"
@@ -217,7 +221,14 @@ fn absurd_and_negative_token_counts_are_dead_lettered_and_the_pipeline_goes_on()
     // A second backfill does not dead-letter them again.
     env.run(&["backfill"]);
     let again = text(&redis(&env, &["XRANGE", "bp:dlq", "-", "+"]));
-    assert_eq!(again.matches("slow_path").count(), 3);
+    assert_eq!(again.matches("slow_path").count(), 4);
+    assert_eq!(
+        count(
+            &env.db(),
+            "SELECT count(*) FROM sessions WHERE session_id = 's-only-absurd'"
+        ),
+        0
+    );
 }
 
 /// Derivation changed (a store derived by an older binary): everything is derived again

@@ -273,7 +273,11 @@ impl FastPath {
             }
         }
         for (entry, event, delivered) in suspects {
-            self.store_suspect(entry, event, delivered).await?;
+            if let Err(e) = self.store_suspect(entry, event, delivered).await {
+                // The batch's other events stay ours, retried with the held ones.
+                self.held.extend(events);
+                return Err(e);
+            }
         }
         self.store_events(events).await
     }

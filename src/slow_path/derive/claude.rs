@@ -112,6 +112,12 @@ pub fn derive(
     if v.get("sessionId").is_none() && rec.kind != "assistant" {
         return Ok(());
     }
+    // Validated before anything is written: a rejected record leaves no rows at all.
+    let usage = if rec.kind == "assistant" {
+        validated_usage(v)?
+    } else {
+        None
+    };
     round.touch_session(rec, session_id, cwd, v);
     if let Some(a) = agent_id {
         widen(
@@ -135,7 +141,7 @@ pub fn derive(
     };
     match rec.kind {
         "user" => Ok(derive_user(tx, &ctx, round)?),
-        "assistant" => derive_assistant(tx, &ctx, &mut round.dirty),
+        "assistant" => derive_assistant(tx, &ctx, usage, &mut round.dirty),
         _ => Ok(()),
     }
 }
@@ -424,23 +430,32 @@ fn size_meta(content: &Value) -> String {
     }
 }
 
-fn derive_assistant(
-    tx: &Transaction<'_>,
-    c: &Ctx<'_>,
-    dirty: &mut BTreeSet<i64>,
-) -> Result<(), DeriveError> {
-    let v = c.rec.value;
-    // Validated before anything is written: a rejected record leaves no partial rows.
+/// The usage of an assistant record and its price, validated: an error rejects the record.
+type PricedUsage<'a> = Option<(UsageEntry<'a>, (i64, bool))>;
+
+fn validated_usage(v: &Value) -> Result<PricedUsage<'_>, DeriveError> {
     let usage = usage_entry(v)
         .map_err(DeriveError::Reject)?
         // API errors (`<synthetic>`, zero usage) are no responses at all. A `<synthetic>`
         // line with tokens keeps them, as in ccusage's totals, but never counts as a
         // response (see `USAGE_SUMS`).
         .filter(|u| !(u.model == Some(crate::pricing::SYNTHETIC_MODEL) && u.usage.is_zero()));
-    let priced = match &usage {
-        Some(u) => Some(price(u).map_err(DeriveError::Reject)?),
-        None => None,
-    };
+    match usage {
+        Some(u) => {
+            let p = price(&u).map_err(DeriveError::Reject)?;
+            Ok(Some((u, p)))
+        }
+        None => Ok(None),
+    }
+}
+
+fn derive_assistant(
+    tx: &Transaction<'_>,
+    c: &Ctx<'_>,
+    usage: PricedUsage<'_>,
+    dirty: &mut BTreeSet<i64>,
+) -> Result<(), DeriveError> {
+    let v = c.rec.value;
     let msg = v.get("message");
     let model = msg.and_then(|m| m.get("model")).and_then(Value::as_str);
     if let Some(content) = msg.and_then(|m| m.get("content")) {
@@ -477,7 +492,7 @@ fn derive_assistant(
             }
         }
     }
-    if let (Some(u), Some(p)) = (usage, priced) {
+    if let Some((u, p)) = usage {
         upsert_response(tx, c, &u, p, dirty)?;
     }
     Ok(())
