@@ -18,6 +18,7 @@ use crate::capture::Capture;
 use crate::config::Config;
 use crate::mcp::{State, Telemetry};
 use crate::pipeline;
+use crate::query::reader::Reader;
 use crate::query::time::{GroupBy, Tz};
 use crate::query::{self, Filter};
 use crate::queue::Queue;
@@ -184,8 +185,8 @@ pub async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
                     .flatten(),
                 None => None,
             };
-            let conn = crate::store::open_reader(&cfg.db_path())?;
-            let m = query::get_metrics(&conn, buckets, &f, group_by, &tz)?;
+            let reader = Reader::new(&cfg.db_path());
+            let m = reader.with(|c| query::get_metrics(c, buckets, &f, group_by, &tz))?;
             output::metrics(&m, json)
         }
         Command::Sessions {
@@ -194,8 +195,8 @@ pub async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
             json,
         } => {
             let f = filter.to_filter(&Tz::local())?;
-            let conn = crate::store::open_reader(&cfg.db_path())?;
-            let list = query::list_sessions(&conn, &f, Some(limit), None)?;
+            let list = Reader::new(&cfg.db_path())
+                .with(|c| query::list_sessions(c, &f, Some(limit), None))?;
             output::sessions(&list, json)
         }
         Command::Search {
@@ -205,8 +206,8 @@ pub async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
             json,
         } => {
             let f = filter.to_filter(&Tz::local())?;
-            let conn = crate::store::open_reader(&cfg.db_path())?;
-            let r = query::search(&conn, &q, &f, Some(limit), None, cfg.privacy)?;
+            let r = Reader::new(&cfg.db_path())
+                .with(|c| query::search(c, &q, &f, Some(limit), None, cfg.privacy))?;
             output::search(&r, json)
         }
         Command::Status { json } => {
