@@ -1,6 +1,6 @@
 //! Parser and derivation over every file in `../shared/fixtures-external/`, rendered as
-//! stable text and compared with `tests/data/fixtures.expected` (refresh with
-//! `UPDATE_EXPECT=1 cargo test --test fixtures` and review the diff).
+//! stable text and compared with `tests/data/fixtures.expected` by `expect-test` (refresh
+//! with `UPDATE_EXPECT=1 cargo test --test fixtures` and review the diff).
 
 mod support;
 
@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use blueplane::capture::claude_code::{FileContext, Parsed, parse_line};
 use blueplane::capture::tailer;
 use blueplane::privacy::PrivacyMode;
+use expect_test::expect_file;
 
 fn jsonl_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
@@ -119,17 +120,13 @@ fn render() -> String {
 #[test]
 fn every_fixture_parses_to_the_checked_in_expectation() {
     let got = render();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fixtures.expected");
-    if std::env::var_os("UPDATE_EXPECT").is_some() {
-        std::fs::write(&path, &got).expect("write expectation");
-    }
-    let want = std::fs::read_to_string(&path)
-        .expect("tests/data/fixtures.expected (UPDATE_EXPECT=1 creates it)");
-    assert!(
-        got == want,
-        "parser output changed; diff against {}:\n{got}",
-        path.display()
-    );
+    // Absolute: expect-test resolves a relative path from the outermost directory above
+    // the crate that holds a Cargo.toml, which depends on where the checkout is.
+    expect_file![concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/fixtures.expected"
+    )]
+    .assert_eq(&got);
     // SOURCES.md's de-duplicated totals, stated independently of the snapshot.
     for (session, tokens) in [
         ("55604662-cf2a-4331-851a-ec234028f8ca", "3/13/13835/11515"),

@@ -55,3 +55,12 @@ INSERT OR IGNORE INTO pipeline_state (key, value) VALUES ('store_id', abs(random
 -- Which kind of record set the title: 0 none or a summary, 1 `ai-title`, 2 `custom-title`
 -- (the user's own name wins over the generated one, whatever their order).
 ALTER TABLE sessions ADD COLUMN title_rank INTEGER NOT NULL DEFAULT 0;
+
+-- Every `summary` record by the uuid of the message it summarizes: a summary may be derived
+-- before its leaf, and filed under another session id than the leaf's, so it waits here
+-- until the leaf's session is derived. (Of two summaries of one leaf, the greater text wins,
+-- so the result does not depend on their order.)
+CREATE TABLE summaries (
+    leaf_uuid TEXT PRIMARY KEY,
+    summary   TEXT NOT NULL
+) STRICT;

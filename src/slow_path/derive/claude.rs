@@ -25,9 +25,14 @@ impl Deriver for Claude {
     }
 
     /// 1: first release. 2: `<synthetic>` API errors are no responses, titles without
-    /// timestamps, out-of-range usage rejected.
+    /// timestamps, out-of-range usage rejected. 3: one total order picks the copy of a
+    /// response (a sidechain copy never replaces a main-chain one), a tool call keeps its
+    /// earliest copies and its main-chain agent, the git branch is the earliest record's,
+    /// summaries and titles derived before their leaf or session are applied when it comes.
+    /// 4: summaries wait for their leaf in `summaries`, whatever session id they were filed
+    /// under.
     fn derive_version(&self) -> i64 {
-        2
+        4
     }
 
     fn derive(
@@ -67,16 +72,14 @@ pub fn derive(
         "summary" => {
             // Summary records carry no sessionId: they belong to the session of their
             // `leafUuid` (one whose leaf is unknown is ignored, formats.md §A10). Applied at
-            // the end of the round, when the leaf's message may have arrived.
-            let summary = v
-                .get("summary")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty());
-            let leaf = v
-                .get("leafUuid")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty());
-            if let (Some(s), Some(leaf)) = (summary, leaf) {
+            // the end of the round, when the leaf's message may have arrived; one whose leaf
+            // comes in a later round is applied then (see `Round::finish`).
+            if let Some((leaf, s)) = summary_of(v) {
+                tx.prepare_cached(
+                    "INSERT INTO summaries (leaf_uuid, summary) VALUES (?1, ?2)
+                     ON CONFLICT (leaf_uuid) DO UPDATE SET summary = max(summary, excluded.summary)",
+                )?
+                .execute(params![leaf, s])?;
                 round
                     .summaries
                     .push((leaf.to_string(), s.to_string(), session_id.to_string()));
@@ -84,21 +87,9 @@ pub fn derive(
             return Ok(());
         }
         "custom-title" | "ai-title" => {
-            let t = v
-                .get("customTitle")
-                .or_else(|| v.get("aiTitle"))
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty());
             // Title records carry no timestamp; they name the session whenever they come.
-            if let Some(t) = t {
-                let rank = if rec.kind == "custom-title" { 2 } else { 1 };
-                let e = round
-                    .titles
-                    .entry(session_id.to_string())
-                    .or_insert((rank, t.to_string()));
-                if rank >= e.0 {
-                    *e = (rank, t.to_string());
-                }
+            if let Some((rank, t)) = title_of(rec.kind, v) {
+                add_title(&mut round.titles, session_id, rank, t);
             }
             return Ok(());
         }
@@ -143,6 +134,39 @@ pub fn derive(
         "user" => Ok(derive_user(tx, &ctx, round)?),
         "assistant" => derive_assistant(tx, &ctx, usage, &mut round.dirty),
         _ => Ok(()),
+    }
+}
+
+/// (leaf uuid, text) of a `summary` record.
+fn summary_of(v: &Value) -> Option<(&str, &str)> {
+    let text = v
+        .get("summary")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())?;
+    let leaf = v
+        .get("leafUuid")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())?;
+    Some((leaf, text))
+}
+
+/// (rank, title) of a `custom-title` (2) or `ai-title` (1) record.
+fn title_of<'v>(kind: &str, v: &'v Value) -> Option<(i64, &'v str)> {
+    let t = v
+        .get("customTitle")
+        .or_else(|| v.get("aiTitle"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())?;
+    Some((if kind == "custom-title" { 2 } else { 1 }, t))
+}
+
+/// The higher rank wins; within a rank, the later record.
+fn add_title(titles: &mut HashMap<String, (i64, String)>, session_id: &str, rank: i64, t: &str) {
+    let e = titles
+        .entry(session_id.to_string())
+        .or_insert((rank, t.to_string()));
+    if rank >= e.0 {
+        *e = (rank, t.to_string());
     }
 }
 
@@ -205,12 +229,15 @@ impl Round {
         {
             acc.version = Some(ver.to_string());
         }
-        if acc.branch.is_none() {
-            acc.branch = v
+        // Like the project: the branch the session started on, whatever order records
+        // come in.
+        if (acc.branch.is_none() || ts < acc.started)
+            && let Some(b) = v
                 .get("gitBranch")
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
-                .map(str::to_string);
+        {
+            acc.branch = Some(b.to_string());
         }
         acc.started = acc.started.min(ts);
         acc.ended = acc.ended.max(ts);
@@ -235,7 +262,9 @@ impl Round {
                               ELSE coalesce(version, excluded.version) END,
                started_at = min(started_at, excluded.started_at),
                ended_at = max(ended_at, excluded.ended_at),
-               git_branch = coalesce(git_branch, excluded.git_branch),
+               git_branch = CASE WHEN excluded.started_at < started_at
+                                 THEN coalesce(excluded.git_branch, git_branch)
+                                 ELSE coalesce(git_branch, excluded.git_branch) END,
                first_prompt = CASE WHEN excluded.first_prompt_at IS NOT NULL
                                     AND (first_prompt_at IS NULL OR excluded.first_prompt_at < first_prompt_at)
                                    THEN excluded.first_prompt ELSE first_prompt END,
@@ -243,7 +272,12 @@ impl Round {
                                        AND (first_prompt_at IS NULL OR excluded.first_prompt_at < first_prompt_at)
                                       THEN excluded.first_prompt_at ELSE first_prompt_at END",
         )?;
+        let mut exists = tx.prepare_cached("SELECT 1 FROM sessions WHERE session_id = ?1")?;
+        let mut created = Vec::new();
         for (id, a) in &self.sessions {
+            if exists.query_row([id], |_| Ok(())).optional()?.is_none() {
+                created.push(id.as_str());
+            }
             let (fp_at, fp) = match &a.first_prompt {
                 Some((t, p)) => (Some(*t), Some(p.as_str())),
                 None => (None, None),
@@ -284,7 +318,80 @@ impl Round {
         for (session, (rank, t)) in &self.titles {
             named.execute(params![session, t, rank])?;
         }
+        self.apply_pending_titles(tx, &created)?;
         Ok(self.dirty)
+    }
+
+    /// Summaries and titles have no timestamp and may be derived in an earlier round than
+    /// what they refer to: a title before any record that creates its session, a summary
+    /// before its leaf message. So the session's own summary and title records (in
+    /// `raw_traces` under its id, without a timestamp) are applied again, in arrival order
+    /// and by the rules above, for each session this round created, and for each session it
+    /// touched that is still untitled. Here a summary counts only when its leaf is in the
+    /// same session (formats.md §A10); one filed under another session id (a file named
+    /// otherwise than its records' `sessionId`) is only applied when its leaf is already
+    /// there as it is derived.
+    fn apply_pending_titles(&self, tx: &Transaction<'_>, created: &[&str]) -> rusqlite::Result<()> {
+        let mut unnamed = tx.prepare_cached(
+            "SELECT 1 FROM sessions WHERE session_id = ?1 AND title IS NULL AND title_rank = 0",
+        )?;
+        let mut records = tx.prepare_cached(
+            "SELECT kind, payload FROM raw_traces
+             WHERE session_id = ?1 AND ts IS NULL AND kind IN ('summary', 'ai-title', 'custom-title')
+             ORDER BY seq",
+        )?;
+        let mut summarize = tx.prepare_cached(
+            "UPDATE sessions SET title = ?3 WHERE session_id = ?1 AND title IS NULL
+               AND EXISTS (SELECT 1 FROM messages WHERE event_id = 'cc:' || ?1 || ':' || ?2)",
+        )?;
+        let mut named = tx.prepare_cached(
+            "UPDATE sessions SET title = ?2, title_rank = ?3 WHERE session_id = ?1 AND title_rank <= ?3",
+        )?;
+        let mut from_summaries = tx.prepare_cached(
+            "UPDATE sessions SET title = (
+                 SELECT s.summary FROM messages m JOIN summaries s
+                   ON s.leaf_uuid = substr(m.event_id, length(m.session_id) + 5)
+                 WHERE m.session_id = ?1 AND m.event_id = 'cc:' || m.session_id || ':' || s.leaf_uuid
+                 ORDER BY m.ts, m.event_id LIMIT 1)
+             WHERE session_id = ?1 AND title IS NULL AND title_rank = 0",
+        )?;
+        let mut zlib = crate::store::codec::Decompressor::default();
+        let mut buf = Vec::new();
+        for session in self.sessions.keys() {
+            if !created.contains(&session.as_str())
+                && unnamed
+                    .query_row([session], |_| Ok(()))
+                    .optional()?
+                    .is_none()
+            {
+                continue;
+            }
+            let rows: Vec<(String, Vec<u8>)> = records
+                .query_map([session], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut titles = HashMap::new();
+            for (kind, payload) in &rows {
+                let Some(v) = zlib
+                    .decompress_str(payload, &mut buf)
+                    .and_then(|s| serde_json::from_str::<Value>(s).ok())
+                else {
+                    continue;
+                };
+                if kind == "summary" {
+                    if let Some((leaf, text)) = summary_of(&v) {
+                        summarize.execute(params![session, leaf, text])?;
+                    }
+                } else if let Some((rank, t)) = title_of(kind, &v) {
+                    add_title(&mut titles, session, rank, t);
+                }
+            }
+            for (session, (rank, t)) in &titles {
+                named.execute(params![session, t, rank])?;
+            }
+            // Summaries of this session's messages filed under any session id.
+            from_summaries.execute([session])?;
+        }
+        Ok(())
     }
 }
 
@@ -368,22 +475,41 @@ fn derive_user(tx: &Transaction<'_>, c: &Ctx<'_>, round: &mut Round) -> rusqlite
             };
             let is_error = b.get("is_error").and_then(Value::as_bool).unwrap_or(false);
             let meta = b.get("content").map(size_meta);
+            // A call has one result; more copies of it (sidechain replays) are later. The
+            // earliest is kept, and the row belongs to the main-chain copies' agent, so the
+            // row does not depend on the order copies arrive in.
+            let before: Option<i64> = tx
+                .prepare_cached("SELECT finished_at FROM tool_calls WHERE tool_use_id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?
+                .flatten();
             let (started, finished): (Option<i64>, Option<i64>) = tx
                 .prepare_cached(
                     "INSERT INTO tool_calls (tool_use_id, session_id, agent_id, platform, project_path, finished_at, is_error, result_meta)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                      ON CONFLICT (tool_use_id) DO UPDATE SET
-                       finished_at = excluded.finished_at,
-                       is_error = excluded.is_error,
-                       result_meta = excluded.result_meta,
+                       finished_at = min(coalesce(finished_at, excluded.finished_at), excluded.finished_at),
+                       is_error = CASE WHEN finished_at IS NULL OR excluded.finished_at < finished_at
+                                       THEN excluded.is_error ELSE is_error END,
+                       result_meta = CASE WHEN finished_at IS NULL OR excluded.finished_at < finished_at
+                                          THEN excluded.result_meta ELSE result_meta END,
+                       agent_id = CASE WHEN ?9 THEN agent_id ELSE excluded.agent_id END,
                        project_path = coalesce(project_path, excluded.project_path)
                      RETURNING started_at, finished_at",
                 )?
                 .query_row(
-                    params![id, c.session_id, c.agent_id, c.rec.platform, c.project, c.ts, is_error, meta],
+                    params![id, c.session_id, c.agent_id, c.rec.platform, c.project, c.ts, is_error, meta, c.sidechain],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )?;
-            dirty.extend(started.into_iter().chain(finished).map(bucket_of));
+            // The row's bucket is its start, or its finish (which may have moved) while the
+            // call is unknown.
+            dirty.extend(
+                started
+                    .into_iter()
+                    .chain(finished)
+                    .chain(before)
+                    .map(bucket_of),
+            );
         }
     }
     let Some(text) = content_text(content) else {
@@ -472,19 +598,25 @@ fn derive_assistant(
                 };
                 let name = b.get("name").and_then(Value::as_str);
                 let input = b.get("input").map(Value::to_string);
+                // Copies of the call (streamed lines, sidechain replays): the earliest names
+                // it, and the main-chain copies' agent owns it, whatever the order.
                 let (started, finished): (Option<i64>, Option<i64>) = tx
                     .prepare_cached(
                         "INSERT INTO tool_calls (tool_use_id, session_id, agent_id, platform, project_path, name, started_at, input_meta)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                          ON CONFLICT (tool_use_id) DO UPDATE SET
-                           name = excluded.name,
+                           name = CASE WHEN started_at IS NULL OR excluded.started_at < started_at
+                                       THEN coalesce(excluded.name, name) ELSE coalesce(name, excluded.name) END,
+                           input_meta = CASE WHEN started_at IS NULL OR excluded.started_at < started_at
+                                             THEN coalesce(excluded.input_meta, input_meta)
+                                             ELSE coalesce(input_meta, excluded.input_meta) END,
                            started_at = min(coalesce(started_at, excluded.started_at), excluded.started_at),
-                           input_meta = excluded.input_meta,
+                           agent_id = CASE WHEN ?9 THEN agent_id ELSE excluded.agent_id END,
                            project_path = coalesce(project_path, excluded.project_path)
                          RETURNING started_at, finished_at",
                     )?
                     .query_row(
-                        params![id, c.session_id, c.agent_id, c.rec.platform, c.project, name, c.ts, input],
+                        params![id, c.session_id, c.agent_id, c.rec.platform, c.project, name, c.ts, input, c.sidechain],
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )?;
                 // The row's bucket is its start, or its finish while the call is unknown.
@@ -681,18 +813,38 @@ fn upsert_response(
             dirty.extend(gone.into_iter().map(bucket_of));
         }
     }
-    let existing: Option<(i64, i64, i64, i64)> = tx
+    let existing: Option<(i64, i64, i64, i64, String)> = tx
         .prepare_cached(
             "SELECT is_sidechain, input_tokens + output_tokens + cache_creation_tokens + cache_read_tokens,
-                    has_speed, ts
+                    has_speed, ts, event_id
              FROM api_responses WHERE dedup_key = ?1",
         )?
-        .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .query_row([&key], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
         .optional()?;
-    if let Some((old_side, old_total, old_speed, old_ts)) = existing {
-        let replace =
-            (!c.sidechain && old_side == 1) || total > old_total || (u.has_speed && old_speed == 0);
-        if !replace {
+    if let Some((old_side, old_total, old_speed, old_ts, old_event)) = existing {
+        // The copy kept is the greatest under one total order, so it does not depend on the
+        // order copies arrive in: a main-chain copy over a sidechain one, then the larger
+        // token total, then one with a `speed` field (ccusage's preferences, which it applies
+        // pairwise in file order), then the earliest (as ccusage keeps the first of equal
+        // copies), then the smaller event id.
+        use std::cmp::Reverse;
+        let new = (
+            !c.sidechain,
+            total,
+            u.has_speed,
+            Reverse(c.ts),
+            Reverse(c.rec.event_id),
+        );
+        let old = (
+            old_side == 0,
+            old_total,
+            old_speed == 1,
+            Reverse(old_ts),
+            Reverse(old_event.as_str()),
+        );
+        if new <= old {
             return Ok(());
         }
         dirty.insert(bucket_of(old_ts));
