@@ -205,6 +205,56 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_store_is_upgraded_with_its_rows_and_watermarks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(MIGRATIONS[0]).unwrap();
+        c.execute_batch(&format!(
+            "PRAGMA user_version = 1; PRAGMA application_id = {APPLICATION_ID};
+             INSERT INTO raw_traces (seq, id, platform, kind, source, source_offset, payload, received_at)
+               VALUES (7, 'a', 'claude_code', 'user', '/f.jsonl', 42, x'00', 1);
+             INSERT INTO pipeline_state VALUES ('slow_path_seq', 7);
+             INSERT INTO dirty_buckets VALUES (3);"
+        ))
+        .unwrap();
+        drop(c);
+        let w = open_writer(&path).unwrap();
+        let row: (i64, String, String, Option<i64>) = w
+            .query_row(
+                "SELECT seq, source_kind, source, source_offset FROM raw_traces WHERE id = 'a'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(row, (7, "file".into(), "/f.jsonl".into(), Some(42)));
+        let (seq, store_id, dirty): (i64, i64, i64) = w
+            .query_row(
+                "SELECT (SELECT value FROM pipeline_state WHERE key = 'slow_path_seq'),
+                        (SELECT value FROM pipeline_state WHERE key = 'store_id'),
+                        (SELECT version FROM dirty_buckets WHERE bucket = 3)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((seq, dirty), (7, 0));
+        assert!(store_id > 0);
+        // The next insert continues the sequence.
+        w.execute(
+            "INSERT INTO raw_traces (id, platform, kind, source, payload, received_at)
+             VALUES ('b', 'claude_code', 'hook', 'PreToolUse', x'00', 2)",
+            [],
+        )
+        .unwrap();
+        let seq_b: i64 = w
+            .query_row("SELECT seq FROM raw_traces WHERE id = 'b'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(seq_b, 8);
+    }
+
+    #[test]
     fn reader_cannot_read_raw_traces() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
