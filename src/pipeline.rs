@@ -168,7 +168,9 @@ pub async fn drained(cfg: &Config, queue: &Queue) -> anyhow::Result<bool> {
         return Ok(false);
     }
     let db = cfg.db_path();
-    let done = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
+    // One read of SQLite: the watermarks, what is still to flush or send, and what Redis
+    // must show (after a flush or a new REDIS_URL, the slow path rebuilds the metrics first).
+    let expected = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let conn = crate::store::open_reader(&db)?;
         let (fast, slow, dirty): (i64, i64, i64) = conn.query_row(
             "SELECT coalesce((SELECT value FROM pipeline_state WHERE key = 'fast_path_seq'), 0),
@@ -178,19 +180,15 @@ pub async fn drained(cfg: &Config, queue: &Queue) -> anyhow::Result<bool> {
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
-        Ok(slow >= fast && dirty == 0)
+        if slow < fast || dirty > 0 {
+            return Ok(None);
+        }
+        Ok(Some(crate::metrics::expected(&conn)?))
     })
     .await??;
-    if !done {
+    let Some(expected) = expected else {
         return Ok(false);
-    }
-    // And Redis holds this store's metrics (after a flush or a new REDIS_URL, the slow path
-    // rebuilds them first).
-    let db = cfg.db_path();
-    let expected = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        Ok(crate::metrics::expected(&crate::store::open_reader(&db)?)?)
-    })
-    .await??;
+    };
     Ok(crate::metrics::stamp(&mut queue.conn())
         .await?
         .trusted(&expected))

@@ -47,29 +47,13 @@ fn parse_lines(path: &Path, lines: &[String]) -> Vec<Event> {
     out
 }
 
-fn jsonl_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .expect("read dir")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            jsonl_files(&p, out);
-        } else if p.extension().is_some_and(|e| e == "jsonl") {
-            out.push(p);
-        }
-    }
-}
-
 /// Every line of the shared fixtures, as events in file order (including the summary filed
 /// under another session id than its leaf in `representative_messages.jsonl`).
 static FIXTURE_EVENTS: LazyLock<Vec<Event>> = LazyLock::new(|| {
     let root = support::fixtures();
     let mut files = Vec::new();
     for sub in ["ccusage", "spotter", "claude-code-log"] {
-        jsonl_files(&root.join(sub), &mut files);
+        support::jsonl_files(&root.join(sub), &mut files);
     }
     assert!(files.len() >= 10, "fixtures missing: {files:?}");
     let mut events = Vec::new();

@@ -6,33 +6,16 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
 
 use blueplane::capture::claude_code::{FileContext, Parsed, parse_line};
 use blueplane::capture::tailer;
 use blueplane::privacy::PrivacyMode;
 use expect_test::expect_file;
 
-fn jsonl_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .expect("read dir")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            jsonl_files(&p, out);
-        } else if p.extension().is_some_and(|e| e == "jsonl") {
-            out.push(p);
-        }
-    }
-}
-
 fn render() -> String {
     let root = support::fixtures();
     let mut files = Vec::new();
-    jsonl_files(&root, &mut files);
+    support::jsonl_files(&root, &mut files);
     assert!(files.len() >= 10, "fixtures missing: {files:?}");
     let home = tempfile::tempdir().expect("dir");
     let mut conn = blueplane::store::open_writer(&home.path().join("t.db")).expect("db");

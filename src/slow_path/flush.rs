@@ -206,15 +206,7 @@ async fn rebuild_locked(
         .map_err(QueueError::from)?;
     tokio::task::block_in_place(|| {
         let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let generation = bump_generation(&tx)?;
-        tx.execute(
-            "INSERT INTO dirty_buckets (bucket, version)
-               SELECT DISTINCT ts / 900000, ?1 FROM api_responses
-             UNION SELECT DISTINCT coalesce(started_at, finished_at) / 900000, ?1 FROM tool_calls
-               WHERE coalesce(started_at, finished_at) IS NOT NULL
-             ON CONFLICT (bucket) DO UPDATE SET version = excluded.version",
-            [generation],
-        )?;
+        mark_all_dirty(&tx)?;
         tx.commit()
     })?;
     let n = flush_dirty(db, redis).await?;
@@ -226,6 +218,24 @@ async fn rebuild_locked(
         .await
         .map_err(QueueError::from)?;
     Ok(n)
+}
+
+/// Marks every bucket that holds data dirty, at a new generation (a rebuild, or a reset
+/// before re-derivation: the buckets that hold data now must be rewritten).
+///
+/// # Errors
+/// SQLite errors.
+pub fn mark_all_dirty(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let generation = bump_generation(tx)?;
+    tx.execute(
+        "INSERT INTO dirty_buckets (bucket, version)
+               SELECT DISTINCT ts / 900000, ?1 FROM api_responses
+             UNION SELECT DISTINCT coalesce(started_at, finished_at) / 900000, ?1 FROM tool_calls
+               WHERE coalesce(started_at, finished_at) IS NOT NULL
+             ON CONFLICT (bucket) DO UPDATE SET version = excluded.version",
+        [generation],
+    )?;
+    Ok(())
 }
 
 /// The next metrics generation, recorded in `tx`.

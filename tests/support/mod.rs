@@ -16,6 +16,24 @@ pub fn fixtures() -> PathBuf {
     p
 }
 
+/// Every `*.jsonl` below `dir`, depth first, entries sorted by name (the order the fixture
+/// snapshot is written in).
+pub fn jsonl_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            jsonl_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "jsonl") {
+            out.push(p);
+        }
+    }
+}
+
 /// A test environment: its own Redis and its own data dir.
 pub struct Env {
     pub redis: redis::TestRedis,

@@ -90,16 +90,8 @@ pub fn ensure_versions(conn: &mut Connection) -> rusqlite::Result<bool> {
     }
     if !stale.is_empty() {
         tracing::warn!(?stale, "Derivation changed; deriving every raw trace again");
-        let generation = super::flush::bump_generation(&tx)?;
         // The buckets that hold data now must be rewritten (some may end up empty).
-        tx.execute(
-            "INSERT INTO dirty_buckets (bucket, version)
-               SELECT DISTINCT ts / 900000, ?1 FROM api_responses
-             UNION SELECT DISTINCT coalesce(started_at, finished_at) / 900000, ?1 FROM tool_calls
-               WHERE coalesce(started_at, finished_at) IS NOT NULL
-             ON CONFLICT (bucket) DO UPDATE SET version = excluded.version",
-            [generation],
-        )?;
+        super::flush::mark_all_dirty(&tx)?;
         tx.execute_batch(
             "DELETE FROM messages;
              INSERT INTO messages_fts (messages_fts) VALUES ('delete-all');
