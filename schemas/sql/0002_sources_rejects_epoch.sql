@@ -60,6 +60,15 @@ ALTER TABLE sessions ADD COLUMN title_rank INTEGER NOT NULL DEFAULT 0;
 -- before its leaf, and filed under another session id than the leaf's, so it waits here
 -- until the leaf's session is derived. (Of two summaries of one leaf, the greater text wins,
 -- so the result does not depend on their order.)
+-- The best `ai-title` / `custom-title` of each session (higher rank, then the later record),
+-- kept even when it is derived before any record that creates the session.
+CREATE TABLE session_titles (
+    session_id TEXT PRIMARY KEY,
+    rank       INTEGER NOT NULL,
+    title      TEXT NOT NULL,
+    seq        INTEGER NOT NULL
+) STRICT;
+
 CREATE TABLE summaries (
     leaf_uuid TEXT PRIMARY KEY,
     summary   TEXT NOT NULL

@@ -115,6 +115,7 @@ pub fn process_round(conn: &mut Connection, limit: usize) -> rusqlite::Result<(u
         };
         if let Some(deriver) = derive::deriver_for(platform) {
             let rec = derive::Record {
+                seq: *seq,
                 event_id: id,
                 platform,
                 kind,

@@ -88,8 +88,16 @@ pub fn derive(
         }
         "custom-title" | "ai-title" => {
             // Title records carry no timestamp; they name the session whenever they come.
+            // The higher rank wins; within a rank, the later record.
             if let Some((rank, t)) = title_of(rec.kind, v) {
-                add_title(&mut round.titles, session_id, rank, t);
+                tx.prepare_cached(
+                    "INSERT INTO session_titles (session_id, rank, title, seq) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (session_id) DO UPDATE SET
+                       rank = excluded.rank, title = excluded.title, seq = excluded.seq
+                     WHERE excluded.rank > rank OR (excluded.rank = rank AND excluded.seq > seq)",
+                )?
+                .execute(params![session_id, rank, t, rec.seq])?;
+                round.titled.insert(session_id.to_string());
             }
             return Ok(());
         }
@@ -160,16 +168,6 @@ fn title_of<'v>(kind: &str, v: &'v Value) -> Option<(i64, &'v str)> {
     Some((if kind == "custom-title" { 2 } else { 1 }, t))
 }
 
-/// The higher rank wins; within a rank, the later record.
-fn add_title(titles: &mut HashMap<String, (i64, String)>, session_id: &str, rank: i64, t: &str) {
-    let e = titles
-        .entry(session_id.to_string())
-        .or_insert((rank, t.to_string()));
-    if rank >= e.0 {
-        *e = (rank, t.to_string());
-    }
-}
-
 fn widen(range: &mut (i64, i64), ts: i64) {
     range.0 = range.0.min(ts);
     range.1 = range.1.max(ts);
@@ -197,8 +195,8 @@ pub struct Round {
     projects: HashMap<String, (i64, i64)>,
     /// (leaf uuid, summary, file's session id)
     summaries: Vec<(String, String, String)>,
-    /// Session -> (rank, title) from `ai-title` (1) and `custom-title` (2) records.
-    titles: HashMap<String, (i64, String)>,
+    /// Sessions named by `ai-title` / `custom-title` records this round.
+    titled: BTreeSet<String>,
 }
 
 impl Round {
@@ -272,12 +270,7 @@ impl Round {
                                        AND (first_prompt_at IS NULL OR excluded.first_prompt_at < first_prompt_at)
                                       THEN excluded.first_prompt_at ELSE first_prompt_at END",
         )?;
-        let mut exists = tx.prepare_cached("SELECT 1 FROM sessions WHERE session_id = ?1")?;
-        let mut created = Vec::new();
         for (id, a) in &self.sessions {
-            if exists.query_row([id], |_| Ok(())).optional()?.is_none() {
-                created.push(id.as_str());
-            }
             let (fp_at, fp) = match &a.first_prompt {
                 Some((t, p)) => (Some(*t), Some(p.as_str())),
                 None => (None, None),
@@ -312,40 +305,12 @@ impl Round {
         for (leaf, summary, file_session) in &self.summaries {
             title.execute(params![leaf, summary, file_session])?;
         }
+        // Titles and summaries have no timestamp and may be derived before their session or
+        // leaf: they wait in `session_titles` and `summaries`, and every session this round
+        // touched or named takes its best title from there.
         let mut named = tx.prepare_cached(
-            "UPDATE sessions SET title = ?2, title_rank = ?3 WHERE session_id = ?1 AND title_rank <= ?3",
-        )?;
-        for (session, (rank, t)) in &self.titles {
-            named.execute(params![session, t, rank])?;
-        }
-        self.apply_pending_titles(tx, &created)?;
-        Ok(self.dirty)
-    }
-
-    /// Summaries and titles have no timestamp and may be derived in an earlier round than
-    /// what they refer to: a title before any record that creates its session, a summary
-    /// before its leaf message. So the session's own summary and title records (in
-    /// `raw_traces` under its id, without a timestamp) are applied again, in arrival order
-    /// and by the rules above, for each session this round created, and for each session it
-    /// touched that is still untitled. Here a summary counts only when its leaf is in the
-    /// same session (formats.md §A10); one filed under another session id (a file named
-    /// otherwise than its records' `sessionId`) is only applied when its leaf is already
-    /// there as it is derived.
-    fn apply_pending_titles(&self, tx: &Transaction<'_>, created: &[&str]) -> rusqlite::Result<()> {
-        let mut unnamed = tx.prepare_cached(
-            "SELECT 1 FROM sessions WHERE session_id = ?1 AND title IS NULL AND title_rank = 0",
-        )?;
-        let mut records = tx.prepare_cached(
-            "SELECT kind, payload FROM raw_traces
-             WHERE session_id = ?1 AND ts IS NULL AND kind IN ('summary', 'ai-title', 'custom-title')
-             ORDER BY seq",
-        )?;
-        let mut summarize = tx.prepare_cached(
-            "UPDATE sessions SET title = ?3 WHERE session_id = ?1 AND title IS NULL
-               AND EXISTS (SELECT 1 FROM messages WHERE event_id = 'cc:' || ?1 || ':' || ?2)",
-        )?;
-        let mut named = tx.prepare_cached(
-            "UPDATE sessions SET title = ?2, title_rank = ?3 WHERE session_id = ?1 AND title_rank <= ?3",
+            "UPDATE sessions SET title = t.title, title_rank = t.rank FROM session_titles t
+             WHERE t.session_id = sessions.session_id AND sessions.session_id = ?1",
         )?;
         let mut from_summaries = tx.prepare_cached(
             "UPDATE sessions SET title = (
@@ -355,43 +320,11 @@ impl Round {
                  ORDER BY m.ts, m.event_id LIMIT 1)
              WHERE session_id = ?1 AND title IS NULL AND title_rank = 0",
         )?;
-        let mut zlib = crate::store::codec::Decompressor::default();
-        let mut buf = Vec::new();
-        for session in self.sessions.keys() {
-            if !created.contains(&session.as_str())
-                && unnamed
-                    .query_row([session], |_| Ok(()))
-                    .optional()?
-                    .is_none()
-            {
-                continue;
-            }
-            let rows: Vec<(String, Vec<u8>)> = records
-                .query_map([session], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<_>>()?;
-            let mut titles = HashMap::new();
-            for (kind, payload) in &rows {
-                let Some(v) = zlib
-                    .decompress_str(payload, &mut buf)
-                    .and_then(|s| serde_json::from_str::<Value>(s).ok())
-                else {
-                    continue;
-                };
-                if kind == "summary" {
-                    if let Some((leaf, text)) = summary_of(&v) {
-                        summarize.execute(params![session, leaf, text])?;
-                    }
-                } else if let Some((rank, t)) = title_of(kind, &v) {
-                    add_title(&mut titles, session, rank, t);
-                }
-            }
-            for (session, (rank, t)) in &titles {
-                named.execute(params![session, t, rank])?;
-            }
-            // Summaries of this session's messages filed under any session id.
+        for session in self.sessions.keys().chain(self.titled.iter()) {
+            named.execute([session])?;
             from_summaries.execute([session])?;
         }
-        Ok(())
+        Ok(self.dirty)
     }
 }
 

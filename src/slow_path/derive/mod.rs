@@ -16,6 +16,8 @@ pub use claude::Round;
 
 /// One raw row as a deriver sees it.
 pub struct Record<'a> {
+    /// The row's `raw_traces.seq` (arrival order).
+    pub seq: i64,
     pub event_id: &'a str,
     pub platform: &'a str,
     pub kind: &'a str,
@@ -100,6 +102,8 @@ pub fn ensure_versions(conn: &mut Connection) -> rusqlite::Result<bool> {
              DELETE FROM subagents;
              DELETE FROM sessions;
              DELETE FROM projects;
+             DELETE FROM session_titles;
+             DELETE FROM summaries;
              INSERT INTO pipeline_state (key, value) VALUES ('slow_path_seq', 0)
                ON CONFLICT (key) DO UPDATE SET value = 0;",
         )?;
