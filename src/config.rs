@@ -123,6 +123,12 @@ impl Config {
     pub fn log_dir(&self) -> PathBuf {
         self.home.join("logs")
     }
+
+    /// Where hook and status-line payloads wait when Redis cannot take them
+    /// (`*.jsonl`, drained by the capture lease holder; see `hook::spool`).
+    pub fn spool_dir(&self) -> PathBuf {
+        self.home.join("spool")
+    }
 }
 
 fn read_file(path: &Path) -> Result<RawConfig, ConfigError> {

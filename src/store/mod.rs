@@ -22,6 +22,7 @@ pub const APPLICATION_ID: i32 = 0x4250_4c4e;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../schemas/sql/0001_init.sql"),
     include_str!("../../schemas/sql/0002_sources_rejects_epoch.sql"),
+    include_str!("../../schemas/sql/0003_hooks_costs_usage.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -104,6 +104,9 @@ pub fn ensure_versions(conn: &mut Connection) -> rusqlite::Result<bool> {
              DELETE FROM projects;
              DELETE FROM session_titles;
              DELETE FROM summaries;
+             DELETE FROM hook_events;
+             DELETE FROM cost_states;
+             DELETE FROM usage_samples;
              INSERT INTO pipeline_state (key, value) VALUES ('slow_path_seq', 0)
                ON CONFLICT (key) DO UPDATE SET value = 0;",
         )?;
