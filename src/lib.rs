@@ -8,6 +8,8 @@ pub mod event;
 pub mod privacy;
 // Layer 1: transcripts -> privacy filter -> events on the queue.
 pub mod capture;
+// The hook and status-line hot path: sync, one XADD or the spool.
+pub mod hook;
 // Redis Streams, the capture lease, the managed redis-server.
 pub mod queue;
 // Layer 2: events -> raw_traces.

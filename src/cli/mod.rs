@@ -7,7 +7,7 @@ mod output;
 
 pub use output::StdoutClosed;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -98,6 +98,27 @@ pub enum Command {
         #[command(subcommand)]
         action: dlq::DlqAction,
     },
+    /// Hook command for an assistant (registered by `install`): reads the hook payload on
+    /// stdin, appends it to the stream (or the spool when Redis is down) and exits 0.
+    Hook {
+        #[arg(value_enum)]
+        client: HookClient,
+    },
+}
+
+/// The assistants whose hooks `blueplane hook` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HookClient {
+    Claude,
+}
+
+impl HookClient {
+    /// The platform of its events and the name of the command (for dead letters).
+    pub fn origin(self) -> (crate::event::Platform, &'static str) {
+        match self {
+            HookClient::Claude => (crate::event::Platform::ClaudeCode, "hook:claude"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -156,6 +177,29 @@ impl FilterArgs {
 
 /// Runs a parsed command.
 ///
+/// The commands on an assistant's hot path (`hook`), run synchronously before any async
+/// runtime, logging or managed Redis exists. Returns false for every other command. They
+/// never fail: whatever happens, the assistant sees exit 0 and nothing on stdout.
+pub fn run_fast(command: &Command, cfg: Result<Config, crate::config::ConfigError>) -> bool {
+    match command {
+        Command::Hook { client } => {
+            let target = crate::hook::Target::from_config(cfg);
+            let (platform, origin) = client.origin();
+            let d =
+                crate::hook::run_hook(target.as_ref(), platform, origin, std::io::stdin().lock());
+            if d == crate::hook::Delivery::Lost {
+                // Shown by Claude Code only in verbose mode (exit 0).
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "blueplane: the hook payload could not be stored (no writable BLUEPLANE_HOME and no Redis)"
+                );
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
 /// # Errors
 /// Anything that stops the command; main prints it as one sentence.
 pub async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
@@ -236,6 +280,10 @@ pub async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
             output::rebuilt(n, started.elapsed(), json)
         }
         Command::Dlq { action } => dlq::run(action, cfg).await,
+        Command::Hook { .. } => {
+            run_fast(&cli.command, Ok(cfg));
+            Ok(())
+        }
         Command::Redis { action } => {
             let m = ManagedRedis::new(&cfg.home);
             match action {
@@ -437,7 +485,13 @@ async fn backfill(cfg: Config, json: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     let queue = pipeline::connect(&cfg).await?;
     let running = pipeline::start(&cfg, &queue, false).await?;
-    let mut capture = Capture::new(queue.clone(), cfg.claude_projects.clone(), cfg.privacy).await?;
+    let mut capture = Capture::new(
+        queue.clone(),
+        cfg.spool_dir(),
+        cfg.claude_projects.clone(),
+        cfg.privacy,
+    )
+    .await?;
     let files = capture.files();
     let backlog = capture.backlog_bytes(&files);
     let bar = (std::io::stderr().is_terminal() && !json).then(|| {
