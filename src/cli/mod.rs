@@ -47,7 +47,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Usage reports (tokens and cost) by day, week, month or session.
+    /// Usage reports (tokens and cost) by day, week, month, session, or 5-hour billing block.
     Report {
         #[arg(value_enum)]
         period: Period,
@@ -106,6 +106,8 @@ pub enum Period {
     Weekly,
     Monthly,
     Session,
+    /// ccusage's 5-hour billing blocks, gaps and the active block included.
+    Blocks,
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,6 +178,12 @@ pub async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
                 Period::Weekly => GroupBy::Week,
                 Period::Monthly => GroupBy::Month,
                 Period::Session => GroupBy::Session,
+                Period::Blocks => {
+                    let now = chrono::Utc::now().timestamp_millis();
+                    let b = Reader::new(&cfg.db_path())
+                        .with(|c| query::blocks::blocks(c, &f, &tz, now))?;
+                    return output::blocks(&b, &tz, json);
+                }
             };
             let queue = connect_quiet(&cfg).await;
             let buckets = match &queue {
