@@ -421,7 +421,9 @@ mod tests {
         ];
         let now = ms("2026-12-01T00:00:00Z");
         let b = identify(&es, now);
-        let got: Vec<(String, String, Option<String>, bool, i64, Vec<String>)> = b
+        /// (id, end, actual end, gap, entries, models)
+        type Row = (String, String, Option<String>, bool, i64, Vec<String>);
+        let got: Vec<Row> = b
             .iter()
             .map(|b| {
                 let o = b.to_block(now);
