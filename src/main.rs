@@ -12,8 +12,8 @@ use blueplane::config::Config;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The hook hot path: no runtime, no logging set-up, no managed Redis; always exit 0.
-    if matches!(cli.command, Command::Hook { .. }) {
+    // The hook and status-line hot path: no runtime, no logging set-up, no managed Redis; always exit 0.
+    if matches!(cli.command, Command::Hook { .. } | Command::Statusline) {
         blueplane::cli::run_fast(&cli.command, Config::load());
         return ExitCode::SUCCESS;
     }

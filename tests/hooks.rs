@@ -443,3 +443,60 @@ fn compaction_cost_is_reported_and_unattributed() {
     // Tokens are still the transcript's alone.
     assert_eq!(report["totals"]["tokens"]["total"], 143_345);
 }
+
+/// `blueplane statusline`: one line on stdout, the figures captured once per change.
+#[test]
+fn statusline_prints_one_line_and_captures_changed_figures_once() {
+    let env = Env::new(&[claude_dir()]);
+    env.run(&["backfill", "--json"]);
+    let status = |cost: f64| {
+        format!(
+            r#"{{"session_id":"{SESSION}","transcript_path":"/t.jsonl","cwd":"/home/dev/app",
+               "model":{{"id":"claude-sonnet-4-5-20250929","display_name":"Sonnet 4.5"}},
+               "cost":{{"total_cost_usd":{cost},"total_duration_ms":1000}},
+               "rate_limits":{{"five_hour":{{"used_percentage":23.5,"resets_at":4102444800}},
+                              "seven_day":{{"used_percentage":41,"resets_at":4102444800}}}}}}"#
+        )
+    };
+    let run = |payload: &str| -> String {
+        let mut c = env.cmd(&["statusline"]);
+        c.stdin(Stdio::piped()).stdout(Stdio::piped());
+        let mut ch = c.spawn().unwrap();
+        ch.stdin
+            .take()
+            .unwrap()
+            .write_all(payload.as_bytes())
+            .unwrap();
+        let out = ch.wait_with_output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let line = run(&status(0.5));
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(line.contains("5h 23%") || line.contains("5h 24%"), "{line}");
+    assert!(line.contains("7d 41%"), "{line}");
+    assert!(line.contains("$0.50"), "{line}");
+    run(&status(0.5));
+    run(&status(0.75));
+    env.run(&["backfill", "--json"]);
+    let db = env.db();
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM raw_traces WHERE kind = 'statusline'"
+        ),
+        2,
+        "an unchanged refresh is not captured again"
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM usage_samples"), 2);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT max(total_pusd) FROM cost_states WHERE origin = 'statusline'"
+        ),
+        750_000_000_000
+    );
+    // Garbage: exit 0 and still one line.
+    let line = run("not json");
+    assert_eq!(line.lines().count(), 1);
+}

@@ -47,7 +47,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Usage reports (tokens and cost) by day, week, month or session.
+    /// Usage reports (tokens and cost) by day, week, month, session, or 5-hour billing block.
     Report {
         #[arg(value_enum)]
         period: Period,
@@ -104,6 +104,10 @@ pub enum Command {
         #[arg(value_enum)]
         client: HookClient,
     },
+    /// Status-line command for Claude Code (registered by `install claude`): reads the
+    /// status JSON on stdin, prints one line (today's cost, this session's, the 5-hour and
+    /// 7-day windows) and captures the cost and `rate_limits` like a hook.
+    Statusline,
 }
 
 /// The assistants whose hooks `blueplane hook` takes.
@@ -127,6 +131,8 @@ pub enum Period {
     Weekly,
     Monthly,
     Session,
+    /// ccusage's 5-hour billing blocks, gaps and the active block included.
+    Blocks,
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,6 +202,22 @@ pub fn run_fast(command: &Command, cfg: Result<Config, crate::config::ConfigErro
             }
             true
         }
+        Command::Statusline => {
+            let target = crate::hook::Target::from_config(cfg);
+            let status = crate::hook::run_statusline(target.as_ref(), std::io::stdin().lock())
+                .unwrap_or(serde_json::Value::Null);
+            let conn = target
+                .as_ref()
+                .and_then(|t| crate::store::open_reader(&t.db_path).ok());
+            let line = crate::query::usage::statusline_text(
+                conn.as_ref(),
+                &status,
+                chrono::Utc::now().timestamp_millis(),
+                &Tz::local(),
+            );
+            let _ = writeln!(std::io::stdout(), "{line}");
+            true
+        }
         _ => false,
     }
 }
@@ -220,6 +242,12 @@ pub async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
                 Period::Weekly => GroupBy::Week,
                 Period::Monthly => GroupBy::Month,
                 Period::Session => GroupBy::Session,
+                Period::Blocks => {
+                    let now = chrono::Utc::now().timestamp_millis();
+                    let b = Reader::new(&cfg.db_path())
+                        .with(|c| query::blocks::blocks(c, &f, &tz, now))?;
+                    return output::blocks(&b, &tz, json);
+                }
             };
             let queue = connect_quiet(&cfg).await;
             let buckets = match &queue {
@@ -280,7 +308,7 @@ pub async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
             output::rebuilt(n, started.elapsed(), json)
         }
         Command::Dlq { action } => dlq::run(action, cfg).await,
-        Command::Hook { .. } => {
+        Command::Hook { .. } | Command::Statusline => {
             run_fast(&cli.command, Ok(cfg));
             Ok(())
         }

@@ -44,6 +44,8 @@ pub struct Target {
     pub redis_url: String,
     pub spool_dir: PathBuf,
     pub privacy: PrivacyMode,
+    /// `telemetry.db`, which the status line reads.
+    pub db_path: PathBuf,
 }
 
 impl Target {
@@ -58,6 +60,7 @@ impl Target {
                     .unwrap_or_else(|| crate::queue::managed::ManagedRedis::new(&c.home).url()),
                 spool_dir: c.spool_dir(),
                 privacy: c.privacy,
+                db_path: c.db_path(),
             }),
             Err(_) => {
                 let home = std::env::var_os("BLUEPLANE_HOME")
@@ -74,6 +77,7 @@ impl Target {
                     redis_url,
                     spool_dir: home.join("spool"),
                     privacy: PrivacyMode::Metadata,
+                    db_path: home.join("telemetry.db"),
                 })
             }
         }
@@ -301,6 +305,44 @@ pub fn run_hook(
     let p = prepare(&raw, platform, "hook", origin, target.privacy, received_at);
     deliver(target, &p)
 }
+
+/// `blueplane statusline`: reads Claude Code's status JSON, captures its cost and
+/// `rate_limits` when they changed since the last refresh (the status line runs on every
+/// refresh; an unchanged payload adds nothing), and returns the parsed JSON for the line.
+pub fn run_statusline(target: Option<&Target>, input: impl Read) -> Option<Value> {
+    let received_at = chrono::Utc::now().timestamp_millis();
+    let raw = read_payload(input).unwrap_or_default();
+    let target = target?;
+    let p = prepare(
+        &raw,
+        Platform::ClaudeCode,
+        "statusline",
+        "statusline",
+        target.privacy,
+        received_at,
+    );
+    let parsed = p.parsed.clone();
+    if let Some(v) = &parsed {
+        let figures = serde_json::json!([v.get("session_id"), v.get("cost"), v.get("rate_limits")]);
+        let mut h = Xxh3::new();
+        h.update(figures.to_string().as_bytes());
+        let digest = format!("{:032x}", h.digest128());
+        let last = target.spool_dir.join(LAST_STATUS);
+        if std::fs::read_to_string(&last).is_ok_and(|d| d == digest) {
+            return parsed;
+        }
+        if deliver(target, &p) != Delivery::Lost {
+            let _ = std::fs::create_dir_all(&target.spool_dir);
+            let _ = std::fs::write(&last, digest);
+        }
+    } else {
+        deliver(target, &p);
+    }
+    parsed
+}
+
+/// Digest of the last status-line figures captured (in the spool directory).
+const LAST_STATUS: &str = "statusline.last";
 
 #[cfg(test)]
 mod tests {

@@ -4,10 +4,12 @@
 //! Invariant: everything here runs on a connection from [`reader::Reader`] (read-only,
 //! `raw_traces` denied) plus Redis metrics.
 
+pub mod blocks;
 pub mod costs;
 pub mod reader;
 pub mod status;
 pub mod time;
+pub mod usage;
 
 use std::collections::{BTreeMap, BTreeSet};
 
