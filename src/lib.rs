@@ -8,6 +8,8 @@ pub mod event;
 pub mod privacy;
 // Layer 1: transcripts -> privacy filter -> events on the queue.
 pub mod capture;
+// The hook and status-line hot path: sync, one XADD or the spool.
+pub mod hook;
 // Redis Streams, the capture lease, the managed redis-server.
 pub mod queue;
 // Layer 2: events -> raw_traces.
@@ -24,6 +26,8 @@ pub mod store;
 pub mod query;
 // Layer 3: the MCP server.
 pub mod mcp;
+// Editing Claude Code's (and later Cursor's) config files: merge, backup, diff, undo.
+pub mod install;
 // Layer 3: the command line.
 pub mod cli;
 // Configuration and process wiring.

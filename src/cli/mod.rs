@@ -3,6 +3,8 @@
 //! in `serve` mode stdout belongs to MCP and nothing here prints.
 
 mod dlq;
+mod doctor;
+mod install;
 mod output;
 
 pub use output::StdoutClosed;
@@ -98,6 +100,13 @@ pub enum Command {
         #[command(subcommand)]
         action: dlq::DlqAction,
     },
+    /// Register blueplane in a coding client (MCP server, hooks, status line), or remove it.
+    Install {
+        #[command(subcommand)]
+        client: install::InstallClient,
+    },
+    /// Check the install and the pipeline: one line per check, each problem with its fix.
+    Doctor(doctor::DoctorArgs),
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -236,6 +245,8 @@ pub async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
             output::rebuilt(n, started.elapsed(), json)
         }
         Command::Dlq { action } => dlq::run(action, cfg).await,
+        Command::Install { client } => install::run(client, &cfg),
+        Command::Doctor(args) => doctor::run(args, &cfg).await,
         Command::Redis { action } => {
             let m = ManagedRedis::new(&cfg.home);
             match action {
