@@ -396,6 +396,19 @@ impl World {
                 String::from_utf8_lossy(&out.stderr),
                 String::from_utf8_lossy(&out.stdout)
             );
+            let has_hook = self
+                .blueplane(&["hook", "--help"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !has_hook {
+                // TEMPORARY until `blueplane hook claude` lands on main: the installed hooks
+                // would fail with clap's exit 2, which blocks prompts and compaction.
+                eprintln!(
+                    "note: claude_e2e: `blueplane hook` does not exist yet; removing the \
+                     installed hooks and checking none"
+                );
+                self.remove_blueplane_hooks();
+            }
         } else {
             // TEMPORARY until `blueplane install claude` lands (branch h/install): the MCP
             // server as the README registers it, no Blueplane hooks.
@@ -419,6 +432,30 @@ impl World {
             );
         }
         self.add_logging_hooks()
+    }
+
+    /// Removes every hook handler that runs this blueplane binary from `settings.json`.
+    fn remove_blueplane_hooks(&self) {
+        let path = self.config.join("settings.json");
+        let mut settings: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read settings.json"))
+                .expect("settings.json is JSON");
+        if let Some(hooks) = settings.get_mut("hooks").and_then(Value::as_object_mut) {
+            for groups in hooks.values_mut().filter_map(Value::as_array_mut) {
+                for group in groups.iter_mut() {
+                    if let Some(list) = group.get_mut("hooks").and_then(Value::as_array_mut) {
+                        list.retain(|h| !is_blueplane_hook(h));
+                    }
+                }
+                groups.retain(|g| g["hooks"].as_array().is_some_and(|l| !l.is_empty()));
+            }
+            hooks.retain(|_, groups| groups.as_array().is_some_and(|g| !g.is_empty()));
+        }
+        std::fs::write(
+            &path,
+            serde_json::to_vec_pretty(&settings).expect("serialise settings"),
+        )
+        .expect("write settings.json");
     }
 
     /// Puts the stub's logging hook beside every Blueplane hook in `settings.json` (same event,
@@ -446,12 +483,7 @@ impl World {
                     let Some(list) = group.get_mut("hooks").and_then(Value::as_array_mut) else {
                         continue;
                     };
-                    let ours = list.iter().any(|h| {
-                        h["command"]
-                            .as_str()
-                            .is_some_and(|c| c.contains(support::BIN) && c.contains("hook"))
-                    });
-                    if ours {
+                    if list.iter().any(is_blueplane_hook) {
                         list.push(logger.clone());
                         found = true;
                     }
@@ -508,6 +540,13 @@ impl World {
             .map(|v| v["totalCostUSD"].as_f64().expect("totalCostUSD"))
             .collect()
     }
+}
+
+/// A hook handler that runs this blueplane binary's `hook claude`.
+fn is_blueplane_hook(handler: &Value) -> bool {
+    handler["command"]
+        .as_str()
+        .is_some_and(|c| c.contains(support::BIN) && c.contains("hook claude"))
 }
 
 /// Stops a background `blueplane ingest` with SIGTERM, as a user would.
@@ -744,7 +783,17 @@ fn real_claude_code_sessions_are_captured_exactly() {
     }
     let sessions = w.env.json(&["sessions", "--json"]);
     let sessions = sessions["sessions"].as_array().expect("sessions");
-    assert_eq!(sessions.len(), 3, "three sessions: {sessions:?}");
+    // Three sessions with activity. `claude mcp list` also fires a SessionEnd hook under a
+    // session id of its own with no transcript: such a session may be listed, empty.
+    for s in sessions {
+        let sid = s["session_id"].as_str().expect("session_id");
+        if sessions_of(sid) == "unknown" {
+            assert!(
+                s["responses"] == 0 && s["user_prompts"] == 0 && s["tokens"]["total"] == 0,
+                "a session the stub never saw has activity: {s}"
+            );
+        }
+    }
     let session = |sid: &str| {
         sessions
             .iter()
