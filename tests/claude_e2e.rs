@@ -1,7 +1,7 @@
 //! The real Claude Code CLI, end to end (issue 6): the pinned `claude` binary
 //! (`$BLUEPLANE_TEST_CLAUDE`, installed by `tools/test.sh`) runs `claude -p` sessions against
 //! a scripted stub of the Messages API (`tests/claude/stub_api.py`) with Blueplane registered
-//! in a temporary `CLAUDE_CONFIG_DIR`, and the test checks that Blueplane captured exactly what
+//! by `blueplane install claude` in a temporary `CLAUDE_CONFIG_DIR`, and the test checks that Blueplane captured exactly what
 //! the stub sent.
 //!
 //! The sessions: a built-in tool that succeeds and one that fails (Bash `echo hi`, `exit 3`), a
@@ -47,7 +47,7 @@ const API_KEY: &str = "sk-ant-e2e-offline-test-key-0000000000";
 /// One `claude` command never takes this long against the stub; it guards a wedged run.
 const CLAUDE_DEADLINE: Duration = Duration::from_secs(90);
 /// The hook events of Claude Code 2.1.328 (claude-code-2.1.md §2), used for the logging hook
-/// only while `blueplane install claude` does not exist yet. `WorktreeCreate` is left out: its
+/// only while `blueplane hook claude` does not exist yet. `WorktreeCreate` is left out: its
 /// hook must print the worktree path.
 const HOOK_EVENTS: &[&str] = &[
     "SessionStart",
@@ -381,55 +381,28 @@ impl World {
 
     /// Registers Blueplane with Claude Code; true when its hooks are registered too.
     fn register(&self) -> bool {
-        let has_install = self
-            .blueplane(&["install", "--help"])
+        let out = self
+            .blueplane(&["install", "claude"])
+            .output()
+            .expect("run blueplane install claude");
+        assert!(
+            out.status.success(),
+            "blueplane install claude failed: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let has_hook = self
+            .blueplane(&["hook", "--help"])
             .output()
             .is_ok_and(|o| o.status.success());
-        if has_install {
-            let out = self
-                .blueplane(&["install", "claude"])
-                .output()
-                .expect("run blueplane install claude");
-            assert!(
-                out.status.success(),
-                "blueplane install claude failed: {}{}",
-                String::from_utf8_lossy(&out.stderr),
-                String::from_utf8_lossy(&out.stdout)
-            );
-            let has_hook = self
-                .blueplane(&["hook", "--help"])
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if !has_hook {
-                // TEMPORARY until `blueplane hook claude` lands on main: the installed hooks
-                // would fail with clap's exit 2, which blocks prompts and compaction.
-                eprintln!(
-                    "note: claude_e2e: `blueplane hook` does not exist yet; removing the \
-                     installed hooks and checking none"
-                );
-                self.remove_blueplane_hooks();
-            }
-        } else {
-            // TEMPORARY until `blueplane install claude` lands (branch h/install): the MCP
-            // server as the README registers it, no Blueplane hooks.
+        if !has_hook {
+            // TEMPORARY until `blueplane hook claude` lands on main: the installed hooks would
+            // fail with clap's exit 2, which blocks prompts and compaction.
             eprintln!(
-                "note: claude_e2e: `blueplane install claude` does not exist yet; registering \
-                 the MCP server with `claude mcp add` and checking no hooks"
+                "note: claude_e2e: `blueplane hook` does not exist yet; removing the installed \
+                 hooks and checking none"
             );
-            let bin = support::BIN;
-            self.claude_ok(
-                &self.alpha,
-                &[
-                    "mcp",
-                    "add",
-                    "--scope",
-                    "user",
-                    "blueplane",
-                    "--",
-                    bin,
-                    "serve",
-                ],
-            );
+            self.remove_blueplane_hooks();
         }
         self.add_logging_hooks()
     }

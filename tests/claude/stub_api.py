@@ -25,6 +25,11 @@ shared state:
     request is the step of that script;
   * anything else (Claude Code's own side requests) gets a short text.
 A script's tool-calling steps end with `stop_reason: tool_use`; its last step is text.
+
+Claude Code 2.1.328 names the session in every request twice: the `X-Claude-Code-Session-Id`
+header and `metadata.user_id` (a JSON string with `session_id`); a sub-agent's requests add
+`X-Claude-Code-Agent-Id` (its 17-hex-digit id). The ledger keeps all three. A compaction answer
+must hold `<summary>…</summary>`, else Claude Code asks a second time.
 """
 
 import argparse
