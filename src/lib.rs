@@ -26,6 +26,8 @@ pub mod store;
 pub mod query;
 // Layer 3: the MCP server.
 pub mod mcp;
+// Editing Claude Code's (and later Cursor's) config files: merge, backup, diff, undo.
+pub mod install;
 // Layer 3: the command line.
 pub mod cli;
 // Configuration and process wiring.

@@ -3,6 +3,8 @@
 //! in `serve` mode stdout belongs to MCP and nothing here prints.
 
 mod dlq;
+mod doctor;
+mod install;
 mod output;
 
 pub use output::StdoutClosed;
@@ -98,6 +100,13 @@ pub enum Command {
         #[command(subcommand)]
         action: dlq::DlqAction,
     },
+    /// Register blueplane in a coding client (MCP server, hooks, status line), or remove it.
+    Install {
+        #[command(subcommand)]
+        client: install::InstallClient,
+    },
+    /// Check the install and the pipeline: one line per check, each problem with its fix.
+    Doctor(doctor::DoctorArgs),
     /// Hook command for an assistant (registered by `install`): reads the hook payload on
     /// stdin, appends it to the stream (or the spool when Redis is down) and exits 0.
     Hook {
@@ -312,6 +321,8 @@ pub async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
             run_fast(&cli.command, Ok(cfg));
             Ok(())
         }
+        Command::Install { client } => install::run(client, &cfg),
+        Command::Doctor(args) => doctor::run(args, &cfg).await,
         Command::Redis { action } => {
             let m = ManagedRedis::new(&cfg.home);
             match action {

@@ -1,0 +1,207 @@
+//! `blueplane install claude [--project DIR] [--dry-run] [--uninstall] [--statusline]`: the
+//! command-line glue over `install` — which binary and environment to register, the record,
+//! and what is printed (one line per file and what to do next; `--json` for programs).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use super::output;
+use crate::config::Config;
+use crate::install::claude::{self, Installer, Scope, Target};
+use crate::install::record::{self, Record};
+use crate::install::{self, Action, FileReport};
+
+#[derive(Debug, Subcommand)]
+pub enum InstallClient {
+    /// Claude Code: the MCP server (user scope, or DIR/.mcp.json), a hook for every event and
+    /// the status line (settings.json); merges with what is there, keeps a backup of each file.
+    Claude(ClaudeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClaudeArgs {
+    /// Install into this project (DIR/.mcp.json, DIR/.claude/settings.json) instead of for
+    /// the user.
+    #[arg(long, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    /// Print the diff of every file that would change, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Remove what install added (and put back a status line it replaced).
+    #[arg(long)]
+    pub uninstall: bool,
+    /// Replace an existing status line (uninstall puts it back).
+    #[arg(long)]
+    pub statusline: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The canonical path of the running binary: what the config files will run.
+///
+/// # Errors
+/// When the OS cannot say.
+pub fn current_exe() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("finding the path of this blueplane binary")?;
+    Ok(std::fs::canonicalize(&exe).unwrap_or(exe))
+}
+
+/// Where Claude Code's files are for `project` (None = the user scope).
+///
+/// # Errors
+/// Several `CLAUDE_CONFIG_DIR`s, or no home.
+pub fn claude_target(project: Option<&Path>) -> anyhow::Result<Target> {
+    Ok(match project {
+        Some(dir) => Target::project(dir),
+        None => Target::user(
+            std::env::var("CLAUDE_CONFIG_DIR").ok().as_deref(),
+            std::env::var_os("HOME").map(PathBuf::from).as_deref(),
+        )?,
+    })
+}
+
+/// [`claude::PASSED_ENV`] as set now (`BLUEPLANE_HOME` made absolute).
+fn passed_env() -> Vec<(String, String)> {
+    claude::PASSED_ENV
+        .iter()
+        .filter_map(|k| {
+            let v = std::env::var(k).ok().filter(|v| !v.trim().is_empty())?;
+            let v = if *k == "BLUEPLANE_HOME" {
+                std::path::absolute(&v)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or(v)
+            } else {
+                v
+            };
+            Some(((*k).to_string(), v))
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    client: &'static str,
+    scope: Scope,
+    dry_run: bool,
+    uninstall: bool,
+    /// Whether any file changed (or would change, in a dry run).
+    changed: bool,
+    files: &'a [FileReport],
+    next: Vec<String>,
+}
+
+pub fn run(client: InstallClient, cfg: &Config) -> anyhow::Result<()> {
+    let InstallClient::Claude(a) = client;
+    let exe = current_exe()?;
+    let target = claude_target(a.project.as_deref())?;
+    let rec_path = record::path(&cfg.home, "claude");
+    let mut rec = Record::load(&rec_path)?;
+    let key = |p: &Path| p.display().to_string();
+    let (mcp_key, settings_key) = (key(&target.mcp_file), key(&target.settings_file));
+    // Both changes are computed before either is applied: a bad file stops everything.
+    let changes = if a.uninstall {
+        vec![
+            claude::uninstall_mcp(&target, &exe, rec.files.get(&mcp_key))?,
+            claude::uninstall_settings(&target, &exe, rec.files.get(&settings_key))?,
+        ]
+    } else {
+        let inst = Installer {
+            exe: exe.clone(),
+            env: passed_env(),
+            replace_status_line: a.statusline,
+        };
+        let mut mcp_rec = rec.files.get(&mcp_key).cloned().unwrap_or_default();
+        let mut settings_rec = rec.files.get(&settings_key).cloned().unwrap_or_default();
+        let c = vec![
+            claude::install_mcp(&target, &inst, &mut mcp_rec)?,
+            claude::install_settings(&target, &inst, &mut settings_rec)?,
+        ];
+        rec.files.insert(mcp_key.clone(), mcp_rec);
+        rec.files.insert(settings_key.clone(), settings_rec);
+        c
+    };
+    let reports = install::apply(&changes, a.dry_run)?;
+    if !a.dry_run {
+        if a.uninstall {
+            rec.files.remove(&mcp_key);
+            rec.files.remove(&settings_key);
+        }
+        rec.save(&rec_path)?;
+    }
+    let changed = reports.iter().any(|r| r.action != Action::Unchanged);
+    let next = next_steps(&target, a.uninstall, a.dry_run, changed);
+    if a.json {
+        return output::json(&Summary {
+            client: "claude",
+            scope: target.scope,
+            dry_run: a.dry_run,
+            uninstall: a.uninstall,
+            changed,
+            files: &reports,
+            next,
+        });
+    }
+    output::emit(|out| {
+        for r in &reports {
+            if let Some(d) = &r.diff {
+                write!(out, "{d}")?;
+            }
+        }
+        for r in &reports {
+            let what = match (r.action, a.dry_run) {
+                (Action::Unchanged, _) if a.uninstall => "nothing of blueplane's here".to_string(),
+                (Action::Unchanged, _) => "unchanged (already installed)".to_string(),
+                (Action::Created, true) => "would be created".to_string(),
+                (Action::Removed, true) => "would be removed".to_string(),
+                (_, true) => "would change".to_string(),
+                (Action::Created, false) => "created".to_string(),
+                (Action::Removed, false) => "removed (install had created it)".to_string(),
+                (Action::Changed, false) => "changed".to_string(),
+            };
+            let mut line = format!("{}: {what}", r.path.display());
+            if !r.notes.is_empty() {
+                line.push_str(&format!(": {}", r.notes.join("; ")));
+            }
+            if let Some(b) = &r.backup {
+                line.push_str(&format!(" (backup: {})", b.display()));
+            }
+            writeln!(out, "{line}")?;
+        }
+        for n in &next {
+            writeln!(out, "{n}")?;
+        }
+        Ok(())
+    })
+}
+
+fn next_steps(target: &Target, uninstall: bool, dry_run: bool, changed: bool) -> Vec<String> {
+    if dry_run {
+        return vec![if changed {
+            "dry run: nothing was written; run again without --dry-run to apply".into()
+        } else {
+            "dry run: nothing would change".into()
+        }];
+    }
+    if !changed {
+        return vec![if uninstall {
+            "nothing to remove: blueplane is not installed here".into()
+        } else {
+            "nothing to do: blueplane is already installed".into()
+        }];
+    }
+    let mut v = vec![if uninstall {
+        "next: restart Claude Code so it stops running blueplane".to_string()
+    } else {
+        "next: restart Claude Code (or start a new session) to load the hooks and the MCP server; 'blueplane doctor' checks the install".to_string()
+    }];
+    if target.scope == Scope::Project && !uninstall {
+        v.push(
+            "Claude Code asks once before it starts a server from .mcp.json: approve 'blueplane' (or set enableAllProjectMcpServers)".into(),
+        );
+    }
+    v
+}
