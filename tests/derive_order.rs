@@ -444,7 +444,8 @@ const TABLES: &[(&str, &str)] = &[
     (
         "sessions",
         "SELECT session_id, platform, project_path, title, title_rank, first_prompt,
-                first_prompt_at, started_at, ended_at, version, git_branch FROM sessions",
+                first_prompt_at, started_at, ended_at, version, git_branch, start_source,
+                end_reason FROM sessions",
     ),
     (
         "messages",
@@ -460,7 +461,18 @@ const TABLES: &[(&str, &str)] = &[
     (
         "tool_calls",
         "SELECT tool_use_id, session_id, agent_id, name, is_error, started_at, finished_at,
-                duration_ms, project_path, input_meta, result_meta FROM tool_calls",
+                duration_ms, project_path, input_meta, result_meta, hook_duration_ms, mcp_server,
+                permission, hook_failed, is_interrupt FROM tool_calls",
+    ),
+    (
+        "hook_events",
+        "SELECT event_id, session_id, platform, agent_id, ts, event, prompt_id, tool_use_id,
+                tool_name, detail FROM hook_events",
+    ),
+    (
+        "cost_states",
+        "SELECT session_id, ts, total_pusd, origin, has_unknown_model_cost, model_usage
+         FROM cost_states",
     ),
     (
         "subagents",
@@ -568,6 +580,64 @@ fn same(want: &Dump, got: &Dump) -> Result<(), TestCaseError> {
 
 static FIXTURES_IN_ORDER: LazyLock<Dump> = LazyLock::new(|| derive_in_order(&FIXTURE_EVENTS));
 
+/// The Claude Code 2.1.328 transcript (`tests/data/claude-2.1`) and one payload for every
+/// hook event (`tests/data/hooks/claude-2.1.328`, the same session and tool ids), received a
+/// second apart, as the hook hot path makes them.
+static HOOKED_EVENTS: LazyLock<Vec<Event>> = LazyLock::new(|| {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut files = Vec::new();
+    support::jsonl_files(&root.join("claude-2.1"), &mut files);
+    let mut events = Vec::new();
+    for f in &files {
+        let ctx = FileContext::for_path(f);
+        let chunk = tailer::read_new(f, None).expect("read");
+        events.extend(chunk.lines().filter_map(|(off, line)| {
+            match parse_line(&ctx, off, line, PrivacyMode::Standard) {
+                Parsed::Event(e) => Some(*e),
+                _ => None,
+            }
+        }));
+    }
+    let mut hooks: Vec<PathBuf> = std::fs::read_dir(root.join("hooks/claude-2.1.328"))
+        .expect("hook fixtures")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    hooks.sort();
+    for (i, h) in hooks.iter().enumerate() {
+        let raw = std::fs::read(h).expect("read hook fixture");
+        let p = blueplane::hook::prepare(
+            &raw,
+            blueplane::event::Platform::ClaudeCode,
+            "hook",
+            "hook:claude",
+            PrivacyMode::Standard,
+            1_796_000_000_000 + i as i64 * 1000,
+        );
+        let blueplane::hook::spool::SpoolRecord::Event {
+            id, s, t, src, d, ..
+        } = p.record
+        else {
+            panic!("{} is not an event", h.display());
+        };
+        events.push(Event {
+            id,
+            platform: blueplane::event::Platform::ClaudeCode,
+            kind: "hook".into(),
+            session_id: s,
+            timestamp_ms: Some(t),
+            source: blueplane::event::Source::Hook {
+                event: src,
+                received_at: t,
+            },
+            payload: d,
+        });
+    }
+    events
+});
+
+static HOOKED_IN_ORDER: LazyLock<Dump> = LazyLock::new(|| derive_in_order(&HOOKED_EVENTS));
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
@@ -575,6 +645,12 @@ proptest! {
     #[test]
     fn fixture_lines_derive_the_same_in_any_order(plan in plan(FIXTURE_EVENTS.len())) {
         same(&FIXTURES_IN_ORDER, &derive_as_planned(&FIXTURE_EVENTS, &plan))?;
+    }
+
+    /// Hook payloads merge with the transcript the same way whichever arrives first.
+    #[test]
+    fn hooks_and_transcript_derive_the_same_in_any_order(plan in plan(HOOKED_EVENTS.len())) {
+        same(&HOOKED_IN_ORDER, &derive_as_planned(&HOOKED_EVENTS, &plan))?;
     }
 
     /// Generated sessions (streamed copies with growing usage, results before calls,
