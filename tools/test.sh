@@ -7,7 +7,9 @@
 #      sockets and never use a system Redis;
 #   2. .venv with the pinned Python test client (tools/requirements-test.txt: the official
 #      `mcp` SDK and jsonschema), skipped when already satisfied;
-#   3. cargo fmt --check, cargo clippy --all-targets --locked -D warnings, cargo test --locked
+#   3. the real Claude Code CLI, pinned (npm, into a cache dir), for the tests that drive it
+#      (BLUEPLANE_TEST_CLAUDE; required under CI, skipped with a note elsewhere when npm fails);
+#   4. cargo fmt --check, cargo clippy --all-targets --locked -D warnings, cargo test --locked
 #      (with BLUEPLANE_TEST_PYTHON = the venv's python, for tests/mcp_python.rs).
 set -euo pipefail
 
@@ -110,7 +112,27 @@ if ! requirements_satisfied; then
 fi
 export BLUEPLANE_TEST_PYTHON="$VENV/bin/python"
 
-# --- 3. Rust: format, lints, tests -------------------------------------------------------------
+# --- 3. The real Claude Code CLI -------------------------------------------------------------
+CLAUDE_VERSION=2.1.328
+if [ -z "${BLUEPLANE_TEST_CLAUDE:-}" ]; then
+    prefix=${BLUEPLANE_CLAUDE_PREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/blueplane/claude-code-$CLAUDE_VERSION}
+    claude="$prefix/node_modules/.bin/claude"
+    if ! "$claude" --version 2>/dev/null | grep -q "^$CLAUDE_VERSION "; then
+        command -v npm >/dev/null 2>&1 || apt_install npm
+        step "installing Claude Code $CLAUDE_VERSION into $prefix (npm)"
+        npm install --silent --no-audit --no-fund --prefix "$prefix" \
+            "@anthropic-ai/claude-code@$CLAUDE_VERSION" >/dev/null 2>&1 || true
+    fi
+    if "$claude" --version 2>/dev/null | grep -q "^$CLAUDE_VERSION "; then
+        export BLUEPLANE_TEST_CLAUDE="$claude"
+    elif [ -n "${CI:-}" ]; then
+        die "Claude Code $CLAUDE_VERSION could not be installed into $prefix (npm install @anthropic-ai/claude-code@$CLAUDE_VERSION)"
+    else
+        step "warning: Claude Code $CLAUDE_VERSION is not installed; the tests that drive it are skipped"
+    fi
+fi
+
+# --- 4. Rust: format, lints, tests -------------------------------------------------------------
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rustup (https://rustup.rs)"
 for component in rustfmt clippy; do
     sub=${component/rustfmt/fmt}
