@@ -12,6 +12,11 @@ use blueplane::config::Config;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The hook and status-line hot path: no runtime, no logging set-up, no managed Redis; always exit 0.
+    if matches!(cli.command, Command::Hook { .. } | Command::Statusline) {
+        blueplane::cli::run_fast(&cli.command, Config::load());
+        return ExitCode::SUCCESS;
+    }
     let cfg = match Config::load() {
         Ok(c) => c,
         Err(e) => {

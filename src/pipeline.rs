@@ -85,7 +85,13 @@ pub async fn start(cfg: &Config, queue: &Queue, capture: bool) -> anyhow::Result
         shutdown.clone(),
     ));
     if capture {
-        let c = Capture::new(queue.clone(), cfg.claude_projects.clone(), cfg.privacy).await?;
+        let c = Capture::new(
+            queue.clone(),
+            cfg.spool_dir(),
+            cfg.claude_projects.clone(),
+            cfg.privacy,
+        )
+        .await?;
         tasks.spawn(c.run(name, cfg.rescan, capture_shutdown.clone()));
     }
     Ok(Running {

@@ -20,9 +20,9 @@
 //!   ccusage's `ccl-compact-*` files instead.
 //! - `synthetic` and `probe`: the directories checked in next to the oracle files.
 //!
-//! Not compared: the `*-blocks-*` files (ccusage's 5-hour billing blocks). blueplane has no
-//! blocks report yet; `every_oracle_file_is_compared` checks that they are the only files
-//! left out.
+//! The `*-blocks-*` files (ccusage's 5-hour billing blocks) are compared with
+//! `blueplane report blocks --json -z <tz>` block by block; see `compare_blocks` for what
+//! depends on the clock. `every_oracle_file_is_compared` checks that no file is left out.
 
 mod support;
 
@@ -59,6 +59,7 @@ enum Report {
     Weekly,
     Monthly,
     Session,
+    Blocks,
 }
 
 impl Report {
@@ -69,6 +70,7 @@ impl Report {
             Report::Weekly => "weekly",
             Report::Monthly => "monthly",
             Report::Session => "session",
+            Report::Blocks => "blocks",
         }
     }
 
@@ -79,6 +81,7 @@ impl Report {
             Report::Weekly => ("weekly", "week"),
             Report::Monthly => ("monthly", "month"),
             Report::Session => ("sessions", "sessionId"),
+            Report::Blocks => ("blocks", "id"),
         }
     }
 }
@@ -88,6 +91,7 @@ const ALL_REPORTS: &[Report] = &[
     Report::Weekly,
     Report::Monthly,
     Report::Session,
+    Report::Blocks,
 ];
 const BOTH_ZONES: &[&str] = &["UTC", "Asia/Kathmandu"];
 const BOTH_MODES: &[Mode] = &[Mode::Auto, Mode::Calculate];
@@ -214,11 +218,7 @@ fn every_oracle_file_is_compared() {
         .collect();
     let missing: Vec<&String> = used.difference(&present).collect();
     assert!(missing.is_empty(), "oracle files missing: {missing:?}");
-    // Blocks are no blueplane report yet (see the top of this file).
-    let left_out: Vec<&String> = present
-        .difference(&used)
-        .filter(|n| !n.contains("-blocks-"))
-        .collect();
+    let left_out: Vec<&String> = present.difference(&used).collect();
     assert!(
         left_out.is_empty(),
         "oracle files no test compares: {left_out:?}"
@@ -771,6 +771,127 @@ fn compare_session_ids(bp: &Blueplane, name: &str, mode: Mode) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Blocks.
+
+fn rfc3339_ms(v: &Value, what: &str) -> i64 {
+    let t = v
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: not a time: {v}"));
+    chrono::DateTime::parse_from_rfc3339(t)
+        .unwrap_or_else(|e| panic!("{what}: {t}: {e}"))
+        .timestamp_millis()
+}
+
+/// The models of a ccusage block as blueplane names them: ccusage calls a fast-mode
+/// response's model `<model>-fast` (quirk 7); `api_responses` records whether a response had
+/// a `speed` field, not its value, so blueplane lists the model without the suffix.
+fn models_without_fast(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for m in v.as_array().expect("models") {
+        let m = m.as_str().expect("model");
+        let m = m.strip_suffix("-fast").unwrap_or(m).to_string();
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    out
+}
+
+/// ccusage's blocks (the same in every zone, quirk 10) against blueplane's, in order: id,
+/// start, end, actual end, gap, entries and models exactly, tokens exactly, cost within
+/// 1e-9 USD.
+///
+/// Whether a block is active (and so its burn rate and projection) depends on the clock.
+/// ccusage ran on 2026-11-22 (README, "Version and environment"), after every block of
+/// these trees had ended and more than 5 h after each last entry, so no oracle block is
+/// active and none has a burn rate or projection; that is asserted. blueplane runs now,
+/// which must be later still (asserted too, so a wrong clock fails with its reason), and
+/// must then say the same. The active block itself is covered by the unit tests of
+/// `query::blocks`, which fix `now`.
+fn compare_blocks(what: &str, ours: &Value, theirs: &Value) {
+    let ours = ours["blocks"].as_array().expect("blueplane blocks");
+    let theirs = theirs["blocks"].as_array().expect("ccusage blocks");
+    assert!(!theirs.is_empty(), "{what}: the ccusage side has no blocks");
+    let ids = |v: &[Value], k: &str| -> Vec<String> {
+        v.iter()
+            .map(|b| b[k].as_str().expect("id").to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids(ours, "id"),
+        ids(theirs, "id"),
+        "{what}: block ids, blueplane left, ccusage right"
+    );
+    let generated = rfc3339_ms(&Value::from("2026-11-22T00:00:00Z"), "oracle date");
+    let now = chrono::Utc::now().timestamp_millis();
+    for (o, t) in ours.iter().zip(theirs) {
+        let id = t["id"].as_str().expect("id");
+        let what = format!("{what}, block {id}");
+        let end = rfc3339_ms(&t["endTime"], &what);
+        let settled = match t["actualEndTime"].as_str() {
+            Some(_) => end.max(rfc3339_ms(&t["actualEndTime"], &what) + 5 * 3_600_000),
+            None => end,
+        };
+        assert!(
+            settled <= generated,
+            "{what}: the oracle says it ended after it was generated"
+        );
+        assert!(
+            settled <= now,
+            "{what}: this machine's clock is before the block's end; the comparison needs a clock after {}",
+            t["endTime"]
+        );
+        assert_eq!(
+            (&t["isActive"], &t["burnRate"], &t["projection"]),
+            (&Value::Bool(false), &Value::Null, &Value::Null),
+            "{what}: ccusage"
+        );
+        assert_eq!(
+            (&o["is_active"], &o["burn_rate"], &o["projection"]),
+            (&Value::Bool(false), &Value::Null, &Value::Null),
+            "{what}: blueplane"
+        );
+        assert_eq!(o["is_gap"], t["isGap"], "{what}: gap");
+        assert_eq!(
+            rfc3339_ms(&o["start"], &what),
+            rfc3339_ms(&t["startTime"], &what),
+            "{what}: start"
+        );
+        assert_eq!(rfc3339_ms(&o["end"], &what), end, "{what}: end");
+        match t["actualEndTime"].as_str() {
+            Some(_) => assert_eq!(
+                rfc3339_ms(&o["actual_end"], &what),
+                rfc3339_ms(&t["actualEndTime"], &what),
+                "{what}: actual end"
+            ),
+            None => assert_eq!(o["actual_end"], Value::Null, "{what}: actual end"),
+        }
+        assert_eq!(int(o, "entries"), int(t, "entries"), "{what}: entries");
+        let c = &t["tokenCounts"];
+        let theirs = Usage {
+            input: int(c, "inputTokens"),
+            output: int(c, "outputTokens"),
+            cache_creation: int(c, "cacheCreationInputTokens"),
+            cache_read: int(c, "cacheReadInputTokens"),
+            total: int(t, "totalTokens"),
+            cost: t["costUSD"].as_f64().expect("costUSD"),
+        };
+        assert_usage(&what, &Usage::of_blueplane(o), &theirs);
+        let our_models: Vec<String> = o["models"]
+            .as_array()
+            .expect("models")
+            .iter()
+            .map(|m| m.as_str().expect("model").to_string())
+            .collect();
+        assert_eq!(
+            our_models,
+            models_without_fast(&t["models"]),
+            "{what}: models"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // The comparison of one blueplane run with one oracle set in one mode.
 
 /// Weeks: blueplane keys a week by its Monday, ccusage by its Sunday (quirk 10), so the two
@@ -824,6 +945,7 @@ fn compare_reports(bp: &Blueplane, name: &str, mode: Mode, read: &Path) {
                 Report::Session => {
                     compare_sessions(&what, &bp.report(report, tz), &oracle(&file), &map)
                 }
+                Report::Blocks => compare_blocks(&what, &bp.report(report, tz), &oracle(&file)),
             }
         }
     }

@@ -324,3 +324,73 @@ fn hooks_of_another_binary_are_stale() {
     // The MCP server still runs this binary.
     assert_eq!(check(&report, "mcp server")["level"], "ok");
 }
+
+/// The installed hook commands, run the way Claude Code runs them (`sh -c`, with none of
+/// the installer's environment): every payload of the 2.1.328 fixtures reaches the home and
+/// Redis named in the command, and what they stored passes the standard-mode audit.
+#[test]
+fn installed_hooks_run_by_sh_store_into_the_installed_home_and_pass_the_audit() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let d = Doctor::new();
+    d.run(&["install", "claude"]);
+    let settings: Value =
+        serde_json::from_slice(&std::fs::read(d.settings()).unwrap()).expect("settings");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hooks/claude-2.1.328");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("hook fixtures")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    let mut ran = 0;
+    for f in files {
+        let payload = std::fs::read(&f).unwrap();
+        let v: Value = serde_json::from_slice(&payload).expect("fixture JSON");
+        let event = v["hook_event_name"].as_str().expect("event name");
+        let Some(groups) = settings["hooks"][event].as_array() else {
+            assert!(
+                blueplane::hook::events::CLAUDE_EVENTS_NOT_INSTALLED.contains(&event),
+                "no hook installed for {event}"
+            );
+            continue;
+        };
+        let command = groups[0]["hooks"][0]["command"].as_str().expect("command");
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", command])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", d.user_home.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sh -c");
+        child.stdin.take().unwrap().write_all(&payload).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{event}: {out:?}");
+        assert!(out.stdout.is_empty(), "{event} printed on stdout");
+        ran += 1;
+    }
+    assert!(ran >= 30, "only {ran} hook payloads ran");
+    assert!(
+        !d.env
+            .home
+            .path()
+            .join("spool")
+            .read_dir()
+            .is_ok_and(|mut r| r.any(|e| e.is_ok_and(|e| e.metadata().is_ok_and(|m| m.len() > 0)))),
+        "the hooks reached Redis, nothing was spooled"
+    );
+    d.env.json(&["backfill", "--json"]);
+    assert_eq!(
+        support::count(
+            &d.env.db(),
+            "SELECT count(*) FROM raw_traces WHERE source_kind = 'hook'"
+        ),
+        ran
+    );
+    let (code, report) = d.doctor(&["--privacy"], None);
+    assert!(problems(&report).is_empty(), "{report:#}");
+    assert_eq!(code, Some(0));
+}

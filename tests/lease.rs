@@ -27,7 +27,7 @@ const SAMPLE: Duration = Duration::from_millis(100);
 const PATIENCE: Duration = Duration::from_secs(150);
 
 const SESSIONS: usize = 24;
-const TURNS: usize = 50;
+const TURNS: usize = 100;
 /// Bytes of Bash output in each tool result (tabs, quotes and backslashes, all escaped in
 /// the JSON line): capture must parse them, at about 10 MB/s of one core in a debug build, and
 /// the privacy filter drops them. So the first scan is long (134 MB: about 11 s of CPU; 13 to
@@ -51,7 +51,8 @@ struct Corpus {
     bytes: u64,
 }
 
-/// Written once per run under the target dir (deterministic, 134 MB: too big to leave a copy
+/// Written once per run under the target dir (deterministic, 268 MB, so that the first scan
+/// outlasts the TTL even on a fast machine: too big to leave a copy
 /// per run in /tmp).
 fn corpus() -> &'static Corpus {
     static CORPUS: OnceLock<Corpus> = OnceLock::new();
@@ -88,7 +89,7 @@ fn corpus() -> &'static Corpus {
             bytes += text.len() as u64;
             std::fs::write(f, text).expect("write transcript");
         }
-        // On disk before any process starts: the writeback of 134 MB would otherwise stall
+        // On disk before any process starts: the writeback of 268 MB would otherwise stall
         // the first SQLite commits (schema creation) of the processes under test for a second.
         for f in &files {
             std::fs::File::open(f)

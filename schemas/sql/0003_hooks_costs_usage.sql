@@ -24,11 +24,19 @@ CREATE INDEX hook_events_event ON hook_events (event, ts);
 
 -- What hooks add to a tool call: Claude Code's own duration (PostToolUse / Failure
 -- `duration_ms`), the MCP server of an `mcp__` tool, whether a permission was requested or
--- denied, and whether a failure was an interrupt.
+-- denied, whether the hook saw it fail (PostToolUseFailure) and whether that was an
+-- interrupt. Hooks never write the transcript's columns (started_at aside, the earliest of
+-- both), so merging does not depend on which arrives first.
 ALTER TABLE tool_calls ADD COLUMN hook_duration_ms INTEGER;
 ALTER TABLE tool_calls ADD COLUMN mcp_server TEXT;
 ALTER TABLE tool_calls ADD COLUMN permission TEXT;
+ALTER TABLE tool_calls ADD COLUMN hook_failed INTEGER;
 ALTER TABLE tool_calls ADD COLUMN is_interrupt INTEGER;
+-- Failed by either account; how long it took by Claude Code's clock, else the records'.
+ALTER TABLE tool_calls ADD COLUMN failed INTEGER
+    GENERATED ALWAYS AS (max(coalesce(is_error, 0), coalesce(hook_failed, 0))) VIRTUAL;
+ALTER TABLE tool_calls ADD COLUMN took_ms INTEGER
+    GENERATED ALWAYS AS (coalesce(hook_duration_ms, finished_at - started_at)) VIRTUAL;
 
 -- How a session started (startup, resume, compact, clear, fork) and why it ended.
 ALTER TABLE sessions ADD COLUMN start_source TEXT;

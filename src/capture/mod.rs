@@ -14,6 +14,7 @@
 
 pub mod claude_code;
 pub mod claude_transcripts;
+pub mod hook_spool;
 pub mod sink;
 pub mod source;
 pub mod tailer;
@@ -29,6 +30,7 @@ use crate::queue::lease::HeldLease;
 use crate::queue::{Queue, QueueError};
 
 pub use claude_transcripts::ClaudeTranscripts;
+pub use hook_spool::HookSpool;
 pub use sink::{MemorySink, RedisSink, Sink};
 pub use source::{CaptureSource, Watch};
 
@@ -75,16 +77,25 @@ pub struct Capture {
 }
 
 impl Capture {
-    /// The Claude Code transcripts below `dirs`.
+    /// The hook spool in `spool` and the Claude Code transcripts below `dirs`.
     ///
     /// # Errors
     /// When the cursors cannot be loaded from Redis.
     pub async fn new(
         queue: Queue,
+        spool: PathBuf,
         dirs: Vec<PathBuf>,
         mode: PrivacyMode,
     ) -> Result<Capture, CaptureError> {
-        Capture::with_sources(queue, vec![Box::new(ClaudeTranscripts::new(dirs, mode))]).await
+        // The spool first: its `hooks.jsonl` must not be taken for a transcript.
+        Capture::with_sources(
+            queue,
+            vec![
+                Box::new(HookSpool::new(spool)),
+                Box::new(ClaudeTranscripts::new(dirs, mode)),
+            ],
+        )
+        .await
     }
 
     /// A runner over `sources`, their cursors loaded.
@@ -225,6 +236,29 @@ impl Capture {
         true
     }
 
+    /// Captures the transcripts that hook payloads named (`hook::NUDGE`) since the last poll:
+    /// a hook fires right after Claude Code wrote its line, and watching may be unavailable.
+    /// Returns false when the lease was lost or capture stopped.
+    async fn capture_nudged(&mut self, pending: &mut HashSet<(usize, PathBuf)>) -> bool {
+        let paths = match self.queue.take_nudges(256).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(error = %e, "Cannot read capture nudges");
+                return true;
+            }
+        };
+        for p in paths {
+            let p = PathBuf::from(p);
+            if let Some(i) = self.owner(&p) {
+                pending.insert((i, p));
+            }
+        }
+        if pending.is_empty() {
+            return true;
+        }
+        self.capture_changed(pending).await
+    }
+
     /// Tails the files while this process holds the capture lease, until `shutdown`; takes
     /// the lease over when its holder dies, and serves `backfill`'s scan requests.
     pub async fn run(mut self, holder: String, rescan: Duration, shutdown: CancellationToken) {
@@ -291,7 +325,7 @@ impl Capture {
                     _ = poll.tick() => {
                         match self.queue.scan_requested().await {
                             Ok(n) if n > served => self.scan_logged(&mut served).await,
-                            _ => true,
+                            _ => self.capture_nudged(&mut pending).await,
                         }
                     }
                 };

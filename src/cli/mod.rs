@@ -9,7 +9,7 @@ mod output;
 
 pub use output::StdoutClosed;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -49,7 +49,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Usage reports (tokens and cost) by day, week, month or session.
+    /// Usage reports (tokens and cost) by day, week, month, session, or 5-hour billing block.
     Report {
         #[arg(value_enum)]
         period: Period,
@@ -100,6 +100,16 @@ pub enum Command {
         #[command(subcommand)]
         action: dlq::DlqAction,
     },
+    /// Hook command for an assistant (registered by `install`): reads the hook payload on
+    /// stdin, appends it to the stream (or the spool when Redis is down) and exits 0.
+    Hook {
+        #[arg(value_enum)]
+        client: HookClient,
+    },
+    /// Status-line command for Claude Code (registered by `install claude`): reads the
+    /// status JSON on stdin, prints one line (today's cost, this session's, the 5-hour and
+    /// 7-day windows) and captures the cost and `rate_limits` like a hook.
+    Statusline,
     /// Register blueplane in a coding client (MCP server, hooks, status line), or remove it.
     Install {
         #[command(subcommand)]
@@ -109,12 +119,29 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
 }
 
+/// The assistants whose hooks `blueplane hook` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HookClient {
+    Claude,
+}
+
+impl HookClient {
+    /// The platform of its events and the name of the command (for dead letters).
+    pub fn origin(self) -> (crate::event::Platform, &'static str) {
+        match self {
+            HookClient::Claude => (crate::event::Platform::ClaudeCode, "hook:claude"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Period {
     Daily,
     Weekly,
     Monthly,
     Session,
+    /// ccusage's 5-hour billing blocks, gaps and the active block included.
+    Blocks,
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +192,45 @@ impl FilterArgs {
 
 /// Runs a parsed command.
 ///
+/// The commands on an assistant's hot path (`hook`), run synchronously before any async
+/// runtime, logging or managed Redis exists. Returns false for every other command. They
+/// never fail: whatever happens, the assistant sees exit 0 and nothing on stdout.
+pub fn run_fast(command: &Command, cfg: Result<Config, crate::config::ConfigError>) -> bool {
+    match command {
+        Command::Hook { client } => {
+            let target = crate::hook::Target::from_config(cfg);
+            let (platform, origin) = client.origin();
+            let d =
+                crate::hook::run_hook(target.as_ref(), platform, origin, std::io::stdin().lock());
+            if d == crate::hook::Delivery::Lost {
+                // Shown by Claude Code only in verbose mode (exit 0).
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "blueplane: the hook payload could not be stored (no writable BLUEPLANE_HOME and no Redis)"
+                );
+            }
+            true
+        }
+        Command::Statusline => {
+            let target = crate::hook::Target::from_config(cfg);
+            let status = crate::hook::run_statusline(target.as_ref(), std::io::stdin().lock())
+                .unwrap_or(serde_json::Value::Null);
+            let conn = target
+                .as_ref()
+                .and_then(|t| crate::store::open_reader(&t.db_path).ok());
+            let line = crate::query::usage::statusline_text(
+                conn.as_ref(),
+                &status,
+                chrono::Utc::now().timestamp_millis(),
+                &Tz::local(),
+            );
+            let _ = writeln!(std::io::stdout(), "{line}");
+            true
+        }
+        _ => false,
+    }
+}
+
 /// # Errors
 /// Anything that stops the command; main prints it as one sentence.
 pub async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
@@ -185,6 +251,12 @@ pub async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
                 Period::Weekly => GroupBy::Week,
                 Period::Monthly => GroupBy::Month,
                 Period::Session => GroupBy::Session,
+                Period::Blocks => {
+                    let now = chrono::Utc::now().timestamp_millis();
+                    let b = Reader::new(&cfg.db_path())
+                        .with(|c| query::blocks::blocks(c, &f, &tz, now))?;
+                    return output::blocks(&b, &tz, json);
+                }
             };
             let queue = connect_quiet(&cfg).await;
             let buckets = match &queue {
@@ -247,6 +319,10 @@ pub async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
         Command::Dlq { action } => dlq::run(action, cfg).await,
         Command::Install { client } => install::run(client, &cfg),
         Command::Doctor(args) => doctor::run(args, &cfg).await,
+        Command::Hook { .. } | Command::Statusline => {
+            run_fast(&cli.command, Ok(cfg));
+            Ok(())
+        }
         Command::Redis { action } => {
             let m = ManagedRedis::new(&cfg.home);
             match action {
@@ -448,7 +524,13 @@ async fn backfill(cfg: Config, json: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     let queue = pipeline::connect(&cfg).await?;
     let running = pipeline::start(&cfg, &queue, false).await?;
-    let mut capture = Capture::new(queue.clone(), cfg.claude_projects.clone(), cfg.privacy).await?;
+    let mut capture = Capture::new(
+        queue.clone(),
+        cfg.spool_dir(),
+        cfg.claude_projects.clone(),
+        cfg.privacy,
+    )
+    .await?;
     let files = capture.files();
     let backlog = capture.backlog_bytes(&files);
     let bar = (std::io::stderr().is_terminal() && !json).then(|| {

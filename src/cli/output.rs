@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::BackfillSummary;
+use crate::query::blocks::Blocks;
 use crate::query::status::PipelineStatus;
+use crate::query::time::Tz;
 use crate::query::{Metrics, SearchResult, SessionList};
 use crate::queue::managed::ManagedStatus;
 
@@ -105,6 +107,77 @@ pub fn metrics(m: &Metrics, as_json: bool) -> anyhow::Result<()> {
             )?;
         }
         writeln!(out, "(time zone {}, from {})", m.timezone, m.source)?;
+        Ok(())
+    })
+}
+
+pub fn blocks(b: &Blocks, tz: &Tz, as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        return json(b);
+    }
+    let local = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .map(|t| tz.format(t.timestamp_millis(), "%Y-%m-%d %H:%M"))
+            .unwrap_or_default()
+    };
+    emit(|out| {
+        writeln!(
+            out,
+            "{:<17} {:<18} {:>7} {:>14} {:>10}  models",
+            "block start", "status", "entries", "tokens", "cost USD"
+        )?;
+        for k in &b.blocks {
+            if k.is_gap {
+                writeln!(out, "{:<17} gap until {}", local(&k.start), local(&k.end))?;
+                continue;
+            }
+            let status = if k.is_active {
+                "ACTIVE".to_string()
+            } else {
+                let last = k.actual_end.as_deref().map_or(String::new(), local);
+                format!("last {}", last.get(11..).unwrap_or(""))
+            };
+            writeln!(
+                out,
+                "{:<17} {:<18} {:>7} {:>14} {:>10.2}  {}",
+                local(&k.start),
+                status,
+                k.entries,
+                int(k.tokens.total),
+                k.cost_usd,
+                k.models.join(", ")
+            )?;
+            if let Some(r) = &k.burn_rate {
+                writeln!(
+                    out,
+                    "{:<17} {:<18} {:>7} {:>14} {:>10.2}  per hour ({} tokens/min)",
+                    "",
+                    "burn rate",
+                    "",
+                    "",
+                    r.cost_per_hour,
+                    int(r.tokens_per_minute.round() as i64)
+                )?;
+            }
+            if let Some(p) = &k.projection {
+                writeln!(
+                    out,
+                    "{:<17} {:<18} {:>7} {:>14} {:>10.2}  at {} ({} min left)",
+                    "",
+                    "projected",
+                    "",
+                    int(p.tokens),
+                    p.cost_usd,
+                    local(&k.end),
+                    p.remaining_minutes
+                )?;
+            }
+        }
+        writeln!(
+            out,
+            "(time zone {}; blocks are 5 hours from the UTC hour)",
+            b.timezone
+        )?;
         Ok(())
     })
 }

@@ -1,4 +1,4 @@
-//! The MCP server: six read-only tools, a thin adapter over `query`.
+//! The MCP server: read-only tools, a thin adapter over `query`.
 //!
 //! Transport-agnostic: [`Telemetry`] is an rmcp `ServerHandler`; `serve` runs it over stdio
 //! (and the HTTP transports can wrap the same handler). Tool failures are tool results with
@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::privacy::PrivacyMode;
 use crate::query::status::{PipelineStatus, pipeline_status};
 use crate::query::time::{GroupBy, Tz};
+use crate::query::usage::UsageWindow;
 use crate::query::{
     self, Filter, Metrics, QueryError, SearchResult, SessionList, SessionSummary, ToolStats,
 };
@@ -278,11 +279,26 @@ impl Telemetry {
             .map(Json)
             .map_err(err)
     }
+
+    /// The Claude plan's usage windows now: the current 5-hour block and the 7-day window, each with tokens and cost used, the official used percentage and reset time when the status line captured them (`source: official`, with the sample's age) or an estimate from tokens (`source: estimate`), burn rate and projection to the reset.
+    #[tool(annotations(
+        title = "Usage windows",
+        read_only_hint = true,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    pub async fn get_usage_window(
+        &self,
+        Parameters(_a): Parameters<NoArgs>,
+    ) -> Result<Json<UsageWindow>, String> {
+        let now = chrono::Utc::now().timestamp_millis();
+        self.read(|c| query::usage::usage_window(c, now)).map(Json)
+    }
 }
 
 #[tool_handler(
     name = "blueplane",
     version = "0.1.0",
-    instructions = "Local telemetry of Claude Code and Cursor sessions on this machine: sessions, tokens, cost, tool use and errors, and full-text search over what was said. All tools are read-only."
+    instructions = "Local telemetry of Claude Code and Cursor sessions on this machine: sessions, tokens, cost, tool use and errors, the 5-hour and 7-day usage windows, and full-text search over what was said. All tools are read-only."
 )]
 impl rmcp::ServerHandler for Telemetry {}

@@ -183,7 +183,7 @@ pub fn compute_range(
     {
         let mut stmt = conn.prepare_cached(
             "SELECT coalesce(started_at, finished_at) / 900000 AS b, platform, count(*),
-                    coalesce(sum(is_error), 0)
+                    coalesce(sum(failed), 0)
              FROM tool_calls
              WHERE coalesce(started_at, finished_at) >= ?1 AND coalesce(started_at, finished_at) < ?2
                AND (?3 IS NULL OR platform = ?3)

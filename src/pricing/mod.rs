@@ -354,6 +354,14 @@ pub fn pusd_to_usd(p: i64) -> f64 {
     (p / PUSD_PER_USD) as f64 + (p % PUSD_PER_USD) as f64 / PUSD_PER_USD as f64
 }
 
+/// Pico-USD from a USD figure another program reported (Claude Code's `totalCostUSD`),
+/// rounded to the nearest pico-dollar; None when it is not a finite amount in 0..=1e6 USD.
+#[must_use]
+pub fn usd_to_pusd(usd: f64) -> Option<i64> {
+    (usd.is_finite() && (0.0..=1e6).contains(&usd))
+        .then(|| (usd * PUSD_PER_USD as f64).round() as i64)
+}
+
 fn model_price(name: &str, raw: &RawModel) -> Result<ModelPrice, PricingError> {
     let price =
         |field: &'static str, value: &Option<Number>| -> Result<Option<i64>, PricingError> {

@@ -4,9 +4,12 @@
 //! Invariant: everything here runs on a connection from [`reader::Reader`] (read-only,
 //! `raw_traces` denied) plus Redis metrics.
 
+pub mod blocks;
+pub mod costs;
 pub mod reader;
 pub mod status;
 pub mod time;
+pub mod usage;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -124,6 +127,13 @@ pub struct Session {
     pub cost_usd: f64,
     /// API responses whose model has no known price (their cost counts as 0).
     pub unpriced_responses: i64,
+    /// Claude Code's own figure for the session (`cost-state`), where captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_cost_usd: Option<f64>,
+    /// `reported_cost_usd` minus `cost_usd` when positive: calls no assistant line records
+    /// (compaction, cache warm-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unattributed_cost_usd: Option<f64>,
     pub title: Option<String>,
 }
 
@@ -139,6 +149,51 @@ pub struct ToolCount {
     pub name: String,
     pub calls: i64,
     pub errors: i64,
+    /// Total and slowest duration of the calls with a known duration (Claude Code's own
+    /// `duration_ms` from hooks, else tool use to tool result).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ms: Option<i64>,
+}
+
+/// A tool call that failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FailedTool {
+    pub name: String,
+    pub tool_use_id: String,
+    /// RFC 3339, UTC, when known.
+    pub at: Option<String>,
+    pub took_ms: Option<i64>,
+    /// The first line of the error (`Exit code 3`), where hooks captured it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+}
+
+/// What the hooks saw of a session (absent when no hook fired for it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionHooks {
+    /// How the session started (startup, resume, compact, clear, fork) and why it ended.
+    pub start_source: Option<String>,
+    pub end_reason: Option<String>,
+    /// Compactions (PreCompact events) with their trigger (manual, auto).
+    pub compactions: Vec<Compaction>,
+    pub permission_requests: i64,
+    pub permission_denials: i64,
+    pub notifications: i64,
+    pub stop_failures: i64,
+    /// Model switches as `from -> to`.
+    pub model_switches: Vec<String>,
+    /// Hook events per event name.
+    pub events: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Compaction {
+    pub at: String,
+    pub trigger: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -146,9 +201,16 @@ pub struct SessionSummary {
     #[serde(flatten)]
     pub session: Session,
     pub tools: Vec<ToolCount>,
+    /// Failed tool calls, most recent first (at most 20).
+    pub failed_tools: Vec<FailedTool>,
     pub subagents: i64,
     pub first_prompt: Option<String>,
     pub last_activity: String,
+    /// Whether the session compacted; what compaction (and other calls no assistant line
+    /// records) cost is `unattributed_cost_usd`.
+    pub compacted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<SessionHooks>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -162,6 +224,12 @@ pub struct MetricsRow {
     pub unpriced_responses: i64,
     pub tool_calls: i64,
     pub tool_errors: i64,
+    /// Claude Code's own cost figure (`cost-state`) for the sessions that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_cost_usd: Option<f64>,
+    /// `reported_cost_usd` minus our cost of the same sessions, when positive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unattributed_cost_usd: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -174,6 +242,12 @@ pub struct MetricsTotals {
     pub unpriced_responses: i64,
     pub tool_calls: i64,
     pub tool_errors: i64,
+    /// Claude Code's own cost figure (`cost-state`) for the sessions that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_cost_usd: Option<f64>,
+    /// `reported_cost_usd` minus our cost of the same sessions, when positive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unattributed_cost_usd: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -385,7 +459,7 @@ fn fill_sessions(conn: &Connection, base: Vec<BaseSession>) -> Result<Vec<Sessio
     let mut tools: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     {
         let mut stmt = conn.prepare(&format!(
-            "SELECT session_id, count(*), coalesce(sum(is_error), 0) FROM tool_calls
+            "SELECT session_id, count(*), coalesce(sum(failed), 0) FROM tool_calls
              WHERE session_id IN ({ph}) AND name IS NOT NULL GROUP BY session_id"
         ))?;
         let mut rows = stmt.query(params_from_iter(ids.iter()))?;
@@ -403,10 +477,12 @@ fn fill_sessions(conn: &Connection, base: Vec<BaseSession>) -> Result<Vec<Sessio
             prompts.insert(r.get(0)?, r.get(1)?);
         }
     }
+    let reported = costs::by_session(conn, &ids)?;
     Ok(base
         .into_iter()
         .map(|b| {
             let (c, models) = usage.remove(&b.session_id).unwrap_or_default();
+            let rep = reported.get(&b.session_id).copied();
             let (calls, errors) = tools.get(&b.session_id).copied().unwrap_or((0, 0));
             let title = b.title.or_else(|| {
                 b.first_prompt
@@ -435,6 +511,8 @@ fn fill_sessions(conn: &Connection, base: Vec<BaseSession>) -> Result<Vec<Sessio
                 tokens: Tokens::from_counters(&c),
                 cost_usd: pusd_to_usd(c.cost_pusd),
                 unpriced_responses: c.unpriced,
+                reported_cost_usd: rep.map(|r| pusd_to_usd(r.0)),
+                unattributed_cost_usd: rep.map(|r| pusd_to_usd(r.1)),
                 title,
                 session_id: b.session_id,
             }
@@ -461,7 +539,7 @@ pub fn session_summary(conn: &Connection, session_id: &str) -> Result<SessionSum
     };
     let tools = conn
         .prepare_cached(
-            "SELECT name, count(*), coalesce(sum(is_error), 0) FROM tool_calls
+            "SELECT name, count(*), coalesce(sum(failed), 0), sum(took_ms), max(took_ms) FROM tool_calls
              WHERE session_id = ?1 AND name IS NOT NULL GROUP BY name ORDER BY count(*) DESC, name",
         )?
         .query_map([session_id], |r| {
@@ -469,21 +547,101 @@ pub fn session_summary(conn: &Connection, session_id: &str) -> Result<SessionSum
                 name: r.get(0)?,
                 calls: r.get(1)?,
                 errors: r.get(2)?,
+                total_ms: r.get(3)?,
+                max_ms: r.get(4)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
+    let failed_tools = conn
+        .prepare_cached(
+            "SELECT t.name, t.tool_use_id, coalesce(t.started_at, t.finished_at), t.took_ms,
+                    (SELECT h.detail ->> '$.error_summary.first_line' FROM hook_events h
+                     WHERE h.session_id = t.session_id AND h.tool_use_id = t.tool_use_id
+                       AND h.event = 'PostToolUseFailure' LIMIT 1),
+                    coalesce(t.is_interrupt, 0)
+             FROM tool_calls t WHERE t.session_id = ?1 AND t.failed = 1 AND t.name IS NOT NULL
+             ORDER BY coalesce(t.started_at, t.finished_at) DESC, t.tool_use_id LIMIT 20",
+        )?
+        .query_map([session_id], |r| {
+            Ok(FailedTool {
+                name: r.get(0)?,
+                tool_use_id: r.get(1)?,
+                at: r.get::<_, Option<i64>>(2)?.map(rfc3339),
+                took_ms: r.get(3)?,
+                error: r.get(4)?,
+                interrupted: r.get::<_, i64>(5)? != 0,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let hooks = session_hooks(conn, session_id)?;
     let subagents: i64 = conn.query_row(
         "SELECT count(*) FROM subagents WHERE session_id = ?1",
         [session_id],
         |r| r.get(0),
     )?;
+    let compacted = hooks
+        .as_ref()
+        .is_some_and(|h| !h.compactions.is_empty() || h.start_source.as_deref() == Some("compact"))
+        || session.unattributed_cost_usd.is_some_and(|u| u > 0.0);
     Ok(SessionSummary {
         session,
         tools,
+        failed_tools,
         subagents,
         first_prompt,
         last_activity: rfc3339(ended.unwrap_or(0)),
+        compacted,
+        hooks,
     })
+}
+
+/// The session's hook timeline, summarized; None when no hook fired for it.
+fn session_hooks(conn: &Connection, session_id: &str) -> Result<Option<SessionHooks>> {
+    let events: BTreeMap<String, i64> = conn
+        .prepare_cached(
+            "SELECT event, count(*) FROM hook_events WHERE session_id = ?1 GROUP BY event",
+        )?
+        .query_map([session_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if events.is_empty() {
+        return Ok(None);
+    }
+    let (start_source, end_reason): (Option<String>, Option<String>) = conn.query_row(
+        "SELECT start_source, end_reason FROM sessions WHERE session_id = ?1",
+        [session_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let compactions = conn
+        .prepare_cached(
+            "SELECT ts, detail ->> '$.trigger' FROM hook_events
+             WHERE session_id = ?1 AND event = 'PreCompact' ORDER BY ts, event_id",
+        )?
+        .query_map([session_id], |r| {
+            Ok(Compaction {
+                at: rfc3339(r.get(0)?),
+                trigger: r.get(1)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let model_switches = conn
+        .prepare_cached(
+            "SELECT coalesce(detail ->> '$.from_model', '?') || ' -> ' || coalesce(detail ->> '$.to_model', '?')
+             FROM hook_events WHERE session_id = ?1 AND event = 'PostModelSwitch' ORDER BY ts, event_id",
+        )?
+        .query_map([session_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let n = |e: &str| events.get(e).copied().unwrap_or(0);
+    Ok(Some(SessionHooks {
+        start_source,
+        end_reason,
+        compactions,
+        permission_requests: n("PermissionRequest"),
+        permission_denials: n("PermissionDenied"),
+        notifications: n("Notification"),
+        stop_failures: n("StopFailure"),
+        model_switches,
+        events,
+    }))
 }
 
 /// Folds quarter-hour buckets into rows keyed by day, week or month in `tz`.
@@ -527,6 +685,8 @@ pub fn fold_buckets(
             unpriced_responses: t.unpriced_responses,
             tool_calls: t.tool_calls,
             tool_errors: t.tool_errors,
+            reported_cost_usd: None,
+            unattributed_cost_usd: None,
         },
     )
 }
@@ -541,6 +701,8 @@ fn row(key: String, c: &Counters, sessions: i64) -> MetricsRow {
         unpriced_responses: c.unpriced,
         tool_calls: c.tool_calls,
         tool_errors: c.tool_errors,
+        reported_cost_usd: None,
+        unattributed_cost_usd: None,
     }
 }
 
@@ -648,6 +810,8 @@ pub fn get_metrics(
         let (rows, totals) = metrics_by_dimension(conn, f, group_by)?;
         (rows, totals, "sqlite")
     };
+    let (mut rows, mut totals) = (rows, totals);
+    costs::annotate(conn, f, group_by, tz, &mut rows, &mut totals)?;
     Ok(Metrics {
         group_by: group_by.as_str().to_string(),
         timezone: tz.name().to_string(),
@@ -723,7 +887,7 @@ fn metrics_by_dimension(
             col
         };
         let mut stmt = conn.prepare(&format!(
-            "SELECT {tool_col}, count(*), coalesce(sum(is_error), 0) FROM tool_calls {tc_where} AND name IS NOT NULL GROUP BY 1"
+            "SELECT {tool_col}, count(*), coalesce(sum(failed), 0) FROM tool_calls {tc_where} AND name IS NOT NULL GROUP BY 1"
         ))?;
         let mut rows = stmt.query(params_from_iter(tc_args.iter()))?;
         while let Some(r) = rows.next()? {
@@ -755,6 +919,8 @@ fn metrics_by_dimension(
             unpriced_responses: t.unpriced_responses,
             tool_calls: t.tool_calls,
             tool_errors: t.tool_errors,
+            reported_cost_usd: None,
+            unattributed_cost_usd: None,
         },
     ))
 }
@@ -917,7 +1083,7 @@ pub fn search(
 pub fn tool_stats(conn: &Connection, f: &Filter) -> Result<ToolStats> {
     f.check()?;
     let mut sql = String::from(
-        "SELECT name, count(*), coalesce(sum(is_error), 0) FROM tool_calls WHERE name IS NOT NULL",
+        "SELECT name, count(*), coalesce(sum(failed), 0) FROM tool_calls WHERE name IS NOT NULL",
     );
     let mut args: Vec<SqlValue> = Vec::new();
     push_filter(&mut sql, &mut args, f, &TOOL_COLS);

@@ -106,6 +106,23 @@ impl Tz {
         }
     }
 
+    /// The local day that holds the instant `ms`: `[midnight, next midnight)` in epoch ms
+    /// (23 or 25 hours long on a DST change).
+    pub fn day_span(&self, ms: i64) -> Option<(i64, i64)> {
+        let d = chrono::DateTime::from_timestamp_millis(ms)?
+            .with_timezone(&self.0)
+            .date_naive();
+        Some((self.local_midnight(d)?, self.local_midnight(d.succ_opt()?)?))
+    }
+
+    /// The instant `ms` in this zone, formatted with a chrono `strftime` pattern ("" when
+    /// `ms` is out of range).
+    pub fn format(&self, ms: i64, pattern: &str) -> String {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.with_timezone(&self.0).format(pattern).to_string())
+            .unwrap_or_default()
+    }
+
     fn local_midnight(&self, d: NaiveDate) -> Option<i64> {
         let naive = d.and_hms_opt(0, 0, 0)?;
         self.local_ms(naive)
@@ -176,6 +193,26 @@ mod tests {
         // Day boundaries fall on quarter hours, so a 15-minute bucket never straddles one.
         let midnight = kathmandu.parse_bound("2026-01-10", false).unwrap();
         assert_eq!(midnight % (15 * 60 * 1000), 0);
+    }
+
+    #[test]
+    fn day_spans_and_formatting() {
+        let ktm = Tz::parse(Some("Asia/Kathmandu")).unwrap();
+        // 2026-01-09T18:20Z is 00:05 on 2026-01-10 in Kathmandu (+05:45).
+        let ms = chrono::DateTime::parse_from_rfc3339("2026-01-09T18:20:00Z")
+            .unwrap()
+            .timestamp_millis();
+        let (a, b) = ktm.day_span(ms).unwrap();
+        assert_eq!(a, ktm.parse_bound("2026-01-10", false).unwrap());
+        assert_eq!(b - a, 86_400_000);
+        assert_eq!(ktm.format(ms, "%H:%M"), "00:05");
+        // A DST day in Berlin has 23 hours.
+        let berlin = Tz::parse(Some("Europe/Berlin")).unwrap();
+        let spring = chrono::DateTime::parse_from_rfc3339("2026-03-29T12:00:00Z")
+            .unwrap()
+            .timestamp_millis();
+        let (a, b) = berlin.day_span(spring).unwrap();
+        assert_eq!(b - a, 23 * 3_600_000);
     }
 
     #[test]

@@ -587,6 +587,19 @@ impl Queue {
     ///
     /// # Errors
     /// When Redis fails.
+    /// Takes up to `n` transcript paths that hook payloads named (`hook::NUDGE`).
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn take_nudges(&self, n: usize) -> Result<Vec<String>> {
+        let v: Option<Vec<String>> = redis::cmd("LPOP")
+            .arg(crate::hook::NUDGE)
+            .arg(n)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(v.unwrap_or_default())
+    }
+
     pub async fn dlq_len(&self) -> Result<usize> {
         let mut c = self.conn.clone();
         Ok(c.xlen(DLQ).await?)

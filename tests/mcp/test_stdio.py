@@ -12,13 +12,16 @@ be the backfill of the `spotter` and `ccusage` fixture trees (`--backfill` runs
 `blueplane backfill --json` first). The concrete values checked below come from those trees.
 
 What it checks (BRIEF §2 invariants 2 and 10, §5 tool contract):
-  * tools/list: exactly the six tools, each `readOnlyHint: true`, with an input and an output
+  * tools/list: exactly the tools of TOOLS, each `readOnlyHint: true`, with an input and an output
     schema that are valid JSON Schemas;
   * every tool is called with valid arguments; each result has `structuredContent` that
     validates against the tool's `outputSchema` (checked here with `jsonschema`, on top of the
     SDK's own check), and a text block carrying the same JSON;
   * fixture values: daily tokens/cost, one session's summary, search hits, tool stats,
     totals that agree across tools and groupings;
+  * get_usage_window: estimates from tokens (the fixtures are older than both windows), then
+    the official figures of status-line samples inserted into `usage_samples` with sqlite3
+    (the latest sample whose reset time is ahead counts, per window), with their age;
   * pagination of list_sessions and search_conversations (`limit` + `next_cursor`);
   * refusals (`isError: true`, a non-empty message, no `structuredContent`) for an unknown
     session, bad search syntax, an unknown time zone, a bad group_by, bad dates and limits;
@@ -34,6 +37,7 @@ import datetime as dt
 import json
 import math
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -59,6 +63,7 @@ TOOLS = {
     "search_conversations",
     "get_tool_stats",
     "get_pipeline_status",
+    "get_usage_window",
 }
 PASS_ENV = ("BLUEPLANE_HOME", "REDIS_URL", "CLAUDE_CONFIG_DIR", "TZ", "BLUEPLANE_LOG", "BLUEPLANE_PRIVACY_MODE")
 CALL_TIMEOUT_S = 30.0
@@ -466,6 +471,72 @@ async def check_tools_and_status(c: Client) -> None:
     await c.ok("get_pipeline_status", None)
 
 
+def iso_ms(v: Any) -> int | None:
+    """Epoch ms of an RFC 3339 string, None for anything else."""
+    if not isinstance(v, str):
+        return None
+    try:
+        return int(dt.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
+async def check_usage_window(c: Client) -> None:
+    ck = c.ck
+    hour, day = 3_600_000, 86_400_000
+    now = int(time.time() * 1000)
+    # The fixtures end on 2026-02-12: no active block, nothing in the last 7 days.
+    est = await c.ok("get_usage_window", {})
+    ck.eq(est.get("source"), "estimate", "get_usage_window without samples: source")
+    for name in ("five_hour", "seven_day"):
+        w = est.get(name, {})
+        ck.eq(
+            (w.get("source"), w.get("tokens"), w.get("cost_usd"), w.get("used_pct"), w.get("sample_age_s")),
+            ("estimate", 0, 0.0, None, None),
+            f"get_usage_window {name} estimate (source, tokens, cost_usd, used_pct, sample_age_s)",
+        )
+        ck.eq((w.get("burn_rate"), w.get("projection")), (None, None), f"get_usage_window {name}: no burn rate")
+    ck.eq((est.get("five_hour", {}).get("start"), est.get("five_hour", {}).get("resets_at")), (None, None), "no active 5-hour block")
+    start7 = iso_ms(est.get("seven_day", {}).get("start"))
+    ck.check(start7 is not None and abs(start7 - (now - 7 * day)) < 60_000, f"seven_day.start is now - 7 days: {est.get('seven_day', {}).get('start')!r}")
+    ck.eq(est.get("seven_day", {}).get("resets_at"), None, "the rolling 7-day estimate has no reset time")
+
+    # Status-line samples, written the way the status-line capture writes them. Sample b is
+    # newer, but its 5-hour reset is past: the 5-hour window comes from a, the 7-day from b.
+    db = os.path.join(os.environ["BLUEPLANE_HOME"], "telemetry.db")
+    rows = [
+        ("test-usage-a", SESSION_ID, now - 60_000, 23.5, now + 2 * hour, 41.0, now + 3 * day),
+        ("test-usage-b", SESSION_ID, now - 5_000, 90.0, now - 1_000, 50.0, now + 3 * day),
+    ]
+    con = sqlite3.connect(db, timeout=10)
+    try:
+        with con:
+            con.executemany(
+                "INSERT INTO usage_samples (event_id, session_id, ts, five_hour_pct, five_hour_resets_at,"
+                " seven_day_pct, seven_day_resets_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        off = await c.ok("get_usage_window", {})
+        ck.eq(off.get("source"), "official", "get_usage_window with samples: source")
+        f, s = off.get("five_hour", {}), off.get("seven_day", {})
+        ck.eq((f.get("source"), f.get("used_pct")), ("official", 23.5), "five_hour from the latest sample whose reset is ahead")
+        ck.eq(iso_ms(f.get("resets_at")), now + 2 * hour, "five_hour.resets_at = the sample's")
+        ck.eq(iso_ms(f.get("start")), now - 3 * hour, "five_hour.start = reset - 5 h")
+        age = f.get("sample_age_s")
+        ck.check(isinstance(age, int) and 60 <= age < 600, f"five_hour.sample_age_s is the sample's age: {age!r}")
+        ck.eq((s.get("source"), s.get("used_pct")), ("official", 50.0), "seven_day from the newest sample")
+        ck.eq(iso_ms(s.get("resets_at")), now + 3 * day, "seven_day.resets_at = the sample's")
+        age = s.get("sample_age_s")
+        ck.check(isinstance(age, int) and 5 <= age < 600, f"seven_day.sample_age_s is the sample's age: {age!r}")
+        ck.eq((f.get("tokens"), s.get("tokens")), (0, 0), "no fixture response lies in the official windows")
+    finally:
+        with con:
+            con.execute("DELETE FROM usage_samples WHERE event_id IN ('test-usage-a', 'test-usage-b')")
+        con.close()
+    again = await c.ok("get_usage_window", {})
+    ck.eq(again.get("source"), "estimate", "get_usage_window after the samples are gone: source")
+
+
 async def check_errors(c: Client) -> None:
     ck = c.ck
     await c.refused("get_session_summary", {"session_id": "no-such-session-0000"}, "no-such-session-0000")
@@ -509,6 +580,7 @@ async def run(args: argparse.Namespace, ck: Checker) -> Client:
             await check_sessions(c)
             await check_search(c)
             await check_tools_and_status(c)
+            await check_usage_window(c)
             await check_errors(c)
             return c
 

@@ -191,8 +191,8 @@ class Run:
         if not require_all_answers:
             return
         tools = r.get(2, {}).get("result", {}).get("tools", [])
-        if len(tools) != 6:
-            self.fail(f"tools/list returned {len(tools)} tools, want 6")
+        if len(tools) != 7:
+            self.fail(f"tools/list returned {len(tools)} tools, want 7")
         ok = r.get(3, {}).get("result", {})
         if ok.get("isError") or not isinstance(ok.get("structuredContent"), dict):
             self.fail(f"get_pipeline_status: no structuredContent: {json.dumps(ok)[:300]}")

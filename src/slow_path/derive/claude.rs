@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::Value;
 
-use super::{DeriveError, Deriver, Record};
+use super::{DeriveError, Deriver, Record, hooks};
 use crate::event::Platform;
 use crate::metrics::bucket_of;
 use crate::pricing::{PriceTable, TokenUsage};
@@ -30,9 +30,9 @@ impl Deriver for Claude {
     /// earliest copies and its main-chain agent, the git branch is the earliest record's,
     /// summaries and titles derived before their leaf or session are applied when it comes.
     /// 4: summaries wait for their leaf in `summaries`, whatever session id they were filed
-    /// under.
+    /// under. 5: hook and status-line payloads, `cost-state` records.
     fn derive_version(&self) -> i64 {
-        4
+        5
     }
 
     fn derive(
@@ -68,6 +68,20 @@ pub fn derive(
         .get("cwd")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty());
+    match (rec.kind, rec.ts) {
+        ("hook", Some(ts)) => return Ok(hooks::derive_hook(tx, rec, session_id, ts, round)?),
+        ("statusline", Some(ts)) => {
+            return Ok(hooks::derive_statusline(
+                tx,
+                rec,
+                Some(session_id),
+                ts,
+                round,
+            )?);
+        }
+        ("hook" | "statusline", None) => return Ok(()),
+        _ => {}
+    }
     match rec.kind {
         "summary" => {
             // Summary records carry no sessionId: they belong to the session of their
@@ -141,6 +155,12 @@ pub fn derive(
     match rec.kind {
         "user" => Ok(derive_user(tx, &ctx, round)?),
         "assistant" => derive_assistant(tx, &ctx, usage, &mut round.dirty),
+        "cost-state" => {
+            if let Some(figure) = hooks::cost_state_of(v) {
+                hooks::record_cost(tx, session_id, ts, "cost-state", figure, round)?;
+            }
+            Ok(())
+        }
         _ => Ok(()),
     }
 }
@@ -197,9 +217,30 @@ pub struct Round {
     summaries: Vec<(String, String, String)>,
     /// Sessions named by `ai-title` / `custom-title` records this round.
     titled: BTreeSet<String>,
+    /// Sessions that got hook events this round (their start source and end reason).
+    hooked: BTreeSet<String>,
 }
 
 impl Round {
+    /// A hook payload of `session_id` at the record's time, in `cwd`.
+    pub(super) fn touch_hooked(&mut self, rec: &Record<'_>, session_id: &str, cwd: Option<&str>) {
+        self.touch_session(rec, session_id, cwd, &Value::Null);
+        if let (Some(p), Some(ts)) = (cwd, rec.ts) {
+            widen(self.projects.entry(p.to_string()).or_insert((ts, ts)), ts);
+        }
+        self.hooked.insert(session_id.to_string());
+    }
+
+    /// A sub-agent of `session_id` active at `ts`.
+    pub(super) fn touch_subagent(&mut self, session_id: &str, agent_id: &str, ts: i64) {
+        widen(
+            self.subagents
+                .entry((session_id.to_string(), agent_id.to_string()))
+                .or_insert((ts, ts)),
+            ts,
+        );
+    }
+
     fn touch_session(
         &mut self,
         rec: &Record<'_>,
@@ -323,6 +364,9 @@ impl Round {
         for session in self.sessions.keys().chain(self.titled.iter()) {
             named.execute([session])?;
             from_summaries.execute([session])?;
+        }
+        for session in &self.hooked {
+            hooks::settle_session(tx, session)?;
         }
         Ok(self.dirty)
     }

@@ -6,6 +6,7 @@
 //! the slow path re-derives everything from `raw_traces`, the ground truth.
 
 pub mod claude;
+pub mod hooks;
 
 use rusqlite::{Connection, Transaction, params};
 use serde_json::Value;
