@@ -11,12 +11,28 @@ use blueplane::cli::{Cli, Command, StdoutClosed};
 use blueplane::config::Config;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    // The hook and status-line hot path: no runtime, no logging set-up, no managed Redis; always exit 0.
-    if matches!(cli.command, Command::Hook { .. } | Command::Statusline) {
-        blueplane::cli::run_fast(&cli.command, Config::load());
-        return ExitCode::SUCCESS;
-    }
+    // The hook and status-line hot path: no runtime, no logging set-up, no managed Redis, and
+    // exit 0 whatever happens — even for arguments this binary does not know (a newer
+    // `install` with an older binary): Claude Code treats exit 2, clap's usage error, as
+    // "block this prompt".
+    let hot = std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "hook" || a == "statusline");
+    let cli = if hot {
+        match Cli::try_parse() {
+            Ok(cli) => {
+                blueplane::cli::run_fast(&cli.command, Config::load());
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                let _ = e.print();
+                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+                return ExitCode::SUCCESS;
+            }
+        }
+    } else {
+        Cli::parse()
+    };
     let cfg = match Config::load() {
         Ok(c) => c,
         Err(e) => {

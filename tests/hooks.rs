@@ -184,7 +184,7 @@ fn every_event_is_stored_once_and_merged_with_the_transcript() {
     );
     let agents: i64 = c
         .query_row(
-            "SELECT count(*) FROM subagents WHERE session_id = ?1",
+            "SELECT count(*) FROM subagents WHERE session_id = ?1 AND agent_type = 'Explore'",
             [SESSION],
             |r| r.get(0),
         )
@@ -499,4 +499,112 @@ fn statusline_prints_one_line_and_captures_changed_figures_once() {
     // Garbage: exit 0 and still one line.
     let line = run("not json");
     assert_eq!(line.lines().count(), 1);
+}
+
+/// A hook's `transcript_path` makes the lease holder capture that file at once, even where
+/// nothing watches (a transcript outside the configured directories).
+#[test]
+fn transcript_path_in_a_hook_triggers_its_capture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let elsewhere = tmp.path().join("elsewhere");
+    copy_dir(&claude_dir(), &elsewhere);
+    let transcript = elsewhere
+        .join("projects/-home-dev-app")
+        .join(format!("{SESSION}.jsonl"));
+    let watched = tmp.path().join("watched");
+    std::fs::create_dir_all(watched.join("projects")).unwrap();
+    let env = Env::new(&[watched]);
+    let mut ingest = env
+        .cmd(&["ingest"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let payload = format!(
+        r#"{{"session_id":"{SESSION}","transcript_path":"{}","cwd":"/home/dev/app","hook_event_name":"Stop"}}"#,
+        transcript.display()
+    );
+    let t0 = std::time::Instant::now();
+    let mut seen = 0;
+    while t0.elapsed() < std::time::Duration::from_secs(20) {
+        // Until ingest holds the lease, nudges wait in Redis; one hook is enough after that.
+        if seen == 0 {
+            hook(&env, payload.as_bytes());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        seen = if env.db().exists() {
+            let c = rusqlite::Connection::open(env.db()).unwrap();
+            c.query_row("SELECT count(*) FROM api_responses", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap_or(0)
+        } else {
+            0
+        };
+        if seen == 5 {
+            break;
+        }
+    }
+    let _ = Command::new("kill").arg(ingest.id().to_string()).status();
+    let _ = ingest.wait();
+    assert_eq!(
+        seen, 5,
+        "the main transcript's 5 responses were not captured"
+    );
+}
+
+/// Claude Code blocks the prompt when a hook exits 2 (clap's usage error): arguments this
+/// binary does not know still exit 0, silently on stdout.
+#[test]
+fn unknown_hook_arguments_still_exit_zero() {
+    for args in [
+        &["hook", "someday-client"][..],
+        &["hook"],
+        &["statusline", "--bogus"],
+    ] {
+        let mut c = Command::new(support::BIN);
+        c.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut ch = c.spawn().unwrap();
+        ch.stdin.take().unwrap().write_all(b"{}").unwrap();
+        let out = ch.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+/// `claude mcp list` fires a SessionEnd for a session that never ran: it is in the timeline
+/// but is no session; a SessionEnd that comes before its session's transcript still settles it.
+#[test]
+fn lifecycle_events_alone_make_no_session() {
+    let env = Env::new(&[claude_dir()]);
+    hook(
+        &env,
+        br#"{"session_id":"ghost-1","transcript_path":"/nowhere/ghost-1.jsonl","cwd":"/p","hook_event_name":"SessionEnd","reason":"other"}"#,
+    );
+    let end = format!(
+        r#"{{"session_id":"{SESSION}","cwd":"/home/dev/app","hook_event_name":"SessionEnd","reason":"prompt_input_exit"}}"#
+    );
+    hook(&env, end.as_bytes());
+    env.run(&["backfill", "--json"]);
+    let db = env.db();
+    assert_eq!(count(&db, "SELECT count(*) FROM hook_events"), 2);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM sessions WHERE session_id = 'ghost-1'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &db,
+            &format!(
+                "SELECT count(*) FROM sessions WHERE session_id = '{SESSION}' AND end_reason = 'prompt_input_exit'"
+            )
+        ),
+        1
+    );
 }

@@ -223,10 +223,20 @@ pub struct Round {
 
 impl Round {
     /// A hook payload of `session_id` at the record's time, in `cwd`.
-    pub(super) fn touch_hooked(&mut self, rec: &Record<'_>, session_id: &str, cwd: Option<&str>) {
-        self.touch_session(rec, session_id, cwd, &Value::Null);
-        if let (Some(p), Some(ts)) = (cwd, rec.ts) {
-            widen(self.projects.entry(p.to_string()).or_insert((ts, ts)), ts);
+    /// `active`: the event means the session ran (it creates or widens the session);
+    /// otherwise the session is only settled (start source, end reason) if it exists.
+    pub(super) fn touch_hooked(
+        &mut self,
+        rec: &Record<'_>,
+        session_id: &str,
+        cwd: Option<&str>,
+        active: bool,
+    ) {
+        if active {
+            self.touch_session(rec, session_id, cwd, &Value::Null);
+            if let (Some(p), Some(ts)) = (cwd, rec.ts) {
+                widen(self.projects.entry(p.to_string()).or_insert((ts, ts)), ts);
+            }
         }
         self.hooked.insert(session_id.to_string());
     }
@@ -365,7 +375,9 @@ impl Round {
             named.execute([session])?;
             from_summaries.execute([session])?;
         }
-        for session in &self.hooked {
+        // Whichever came first, the session row or its SessionStart/SessionEnd events.
+        let settle: BTreeSet<&String> = self.hooked.iter().chain(self.sessions.keys()).collect();
+        for session in settle {
             hooks::settle_session(tx, session)?;
         }
         Ok(self.dirty)

@@ -50,6 +50,27 @@ const DETAIL_KEYS: &[&str] = &[
     "bpSizes",
 ];
 
+/// Events that mean a session really ran (others, like SessionStart/End or ConfigChange,
+/// only add to a session that exists).
+const ACTIVITY: &[&str] = &[
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PostToolUse",
+    "PostToolUseFailure",
+    "Stop",
+    "StopFailure",
+    "SubagentStart",
+    "SubagentStop",
+    "PreCompact",
+    "PostCompact",
+    "Notification",
+    "MessageDisplay",
+    "PermissionRequest",
+    "PermissionDenied",
+    "TaskCreated",
+    "TaskCompleted",
+];
+
 fn str_at<'v>(v: &'v Value, k: &str) -> Option<&'v str> {
     v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
@@ -95,9 +116,24 @@ pub fn derive_hook(
         tool_name,
         detail
     ])?;
-    round.touch_hooked(rec, session_id, str_at(v, "cwd"));
+    // Lifecycle events alone (`claude mcp list` fires a SessionEnd for a session that never
+    // ran) do not make a session; activity does. Either way the event is in the timeline,
+    // and a session's start source and end reason are settled whenever it is touched.
+    let active =
+        tool_use_id.is_some() || str_at(v, "prompt_id").is_some() || ACTIVITY.contains(&event);
+    round.touch_hooked(rec, session_id, str_at(v, "cwd"), active);
     if let Some(a) = agent_id {
         round.touch_subagent(session_id, a, ts);
+        // The transcript does not name a sub-agent's type; SubagentStart/Stop do.
+        if let Some(t) = str_at(v, "agent_type") {
+            tx.prepare_cached(
+                "INSERT INTO subagents (session_id, agent_id, agent_type, started_at, ended_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4)
+                 ON CONFLICT (session_id, agent_id) DO UPDATE SET
+                   agent_type = coalesce(agent_type, excluded.agent_type)",
+            )?
+            .execute(params![session_id, a, t, ts])?;
+        }
     }
     if let Some(id) = tool_use_id {
         enrich_tool_call(tx, rec, session_id, agent_id, id, event, ts, round)?;
