@@ -7,10 +7,12 @@
 #      sockets and never use a system Redis;
 #   2. .venv with the pinned Python test client (tools/requirements-test.txt: the official
 #      `mcp` SDK and jsonschema), skipped when already satisfied;
-#   3. the real Claude Code CLI, pinned (npm, into a cache dir), for the tests that drive it
-#      (BLUEPLANE_TEST_CLAUDE; required under CI, skipped with a note elsewhere when npm fails);
+#   3. the real Claude Code CLI, pinned (npm @anthropic-ai/claude-code into
+#      ${XDG_CACHE_HOME:-~/.cache}/blueplane-test/claude, nodejs/npm with apt-get when missing),
+#      skipped when the cached one already prints that version;
 #   4. cargo fmt --check, cargo clippy --all-targets --locked -D warnings, cargo test --locked
-#      (with BLUEPLANE_TEST_PYTHON = the venv's python, for tests/mcp_python.rs).
+#      (with BLUEPLANE_TEST_PYTHON = the venv's python, for tests/mcp_python.rs, and
+#      BLUEPLANE_TEST_CLAUDE = that CLI with BLUEPLANE_REQUIRE_CLAUDE=1, for tests/claude_e2e.rs).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -112,25 +114,21 @@ if ! requirements_satisfied; then
 fi
 export BLUEPLANE_TEST_PYTHON="$VENV/bin/python"
 
-# --- 3. The real Claude Code CLI -------------------------------------------------------------
-CLAUDE_VERSION=2.1.328
-if [ -z "${BLUEPLANE_TEST_CLAUDE:-}" ]; then
-    prefix=${BLUEPLANE_CLAUDE_PREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/blueplane/claude-code-$CLAUDE_VERSION}
-    claude="$prefix/node_modules/.bin/claude"
-    if ! "$claude" --version 2>/dev/null | grep -q "^$CLAUDE_VERSION "; then
-        command -v npm >/dev/null 2>&1 || apt_install npm
-        step "installing Claude Code $CLAUDE_VERSION into $prefix (npm)"
-        npm install --silent --no-audit --no-fund --prefix "$prefix" \
-            "@anthropic-ai/claude-code@$CLAUDE_VERSION" >/dev/null 2>&1 || true
-    fi
-    if "$claude" --version 2>/dev/null | grep -q "^$CLAUDE_VERSION "; then
-        export BLUEPLANE_TEST_CLAUDE="$claude"
-    elif [ -n "${CI:-}" ]; then
-        die "Claude Code $CLAUDE_VERSION could not be installed into $prefix (npm install @anthropic-ai/claude-code@$CLAUDE_VERSION)"
-    else
-        step "warning: Claude Code $CLAUDE_VERSION is not installed; the tests that drive it are skipped"
-    fi
+# --- 3. The real Claude Code CLI, pinned, for tests/claude_e2e.rs ---------------------------
+CLAUDE_PIN=2.1.328
+CLAUDE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/blueplane-test/claude"
+CLAUDE_BIN="$CLAUDE_DIR/node_modules/.bin/claude"
+claude_pinned() { case "$("$CLAUDE_BIN" --version 2>/dev/null)" in "$CLAUDE_PIN "*) ;; *) return 1 ;; esac; }
+if ! claude_pinned; then
+    command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+    step "installing @anthropic-ai/claude-code@$CLAUDE_PIN into $CLAUDE_DIR (npm)"
+    mkdir -p "$CLAUDE_DIR"
+    npm install --prefix "$CLAUDE_DIR" --no-audit --no-fund --loglevel=error \
+        "@anthropic-ai/claude-code@$CLAUDE_PIN" >&2 ||
+        die "npm install @anthropic-ai/claude-code@$CLAUDE_PIN failed (is the npm registry reachable?)"
+    claude_pinned || die "$CLAUDE_BIN --version does not print $CLAUDE_PIN after npm install"
 fi
+export BLUEPLANE_TEST_CLAUDE="$CLAUDE_BIN" BLUEPLANE_REQUIRE_CLAUDE=1
 
 # --- 4. Rust: format, lints, tests -------------------------------------------------------------
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rustup (https://rustup.rs)"

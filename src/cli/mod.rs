@@ -100,6 +100,13 @@ pub enum Command {
         #[command(subcommand)]
         action: dlq::DlqAction,
     },
+    /// Register blueplane in a coding client (MCP server, hooks, status line), or remove it.
+    Install {
+        #[command(subcommand)]
+        client: install::InstallClient,
+    },
+    /// Check the install and the pipeline: one line per check, each problem with its fix.
+    Doctor(doctor::DoctorArgs),
     /// Hook command for an assistant (registered by `install`): reads the hook payload on
     /// stdin, appends it to the stream (or the spool when Redis is down) and exits 0.
     Hook {
@@ -110,13 +117,6 @@ pub enum Command {
     /// status JSON on stdin, prints one line (today's cost, this session's, the 5-hour and
     /// 7-day windows) and captures the cost and `rate_limits` like a hook.
     Statusline,
-    /// Register blueplane in a coding client (MCP server, hooks, status line), or remove it.
-    Install {
-        #[command(subcommand)]
-        client: install::InstallClient,
-    },
-    /// Check the install and the pipeline: one line per check, each problem with its fix.
-    Doctor(doctor::DoctorArgs),
 }
 
 /// The assistants whose hooks `blueplane hook` takes.
@@ -317,12 +317,12 @@ pub async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
             output::rebuilt(n, started.elapsed(), json)
         }
         Command::Dlq { action } => dlq::run(action, cfg).await,
-        Command::Install { client } => install::run(client, &cfg),
-        Command::Doctor(args) => doctor::run(args, &cfg).await,
         Command::Hook { .. } | Command::Statusline => {
             run_fast(&cli.command, Ok(cfg));
             Ok(())
         }
+        Command::Install { client } => install::run(client, &cfg),
+        Command::Doctor(args) => doctor::run(args, &cfg).await,
         Command::Redis { action } => {
             let m = ManagedRedis::new(&cfg.home);
             match action {

@@ -80,6 +80,17 @@ pub fn derive(
             )?);
         }
         ("hook" | "statusline", None) => return Ok(()),
+        ("cost-state", ts) => {
+            // Real `cost-state` lines carry no `timestamp`: the figure is as of the
+            // process's `startTime` plus its `totalDuration`.
+            if let (Some(figure), Some(ts)) = (
+                hooks::cost_state_of(v),
+                ts.or_else(|| hooks::cost_state_time(v)),
+            ) {
+                hooks::record_cost(tx, session_id, ts, "cost-state", figure, round)?;
+            }
+            return Ok(());
+        }
         _ => {}
     }
     match rec.kind {
@@ -155,12 +166,6 @@ pub fn derive(
     match rec.kind {
         "user" => Ok(derive_user(tx, &ctx, round)?),
         "assistant" => derive_assistant(tx, &ctx, usage, &mut round.dirty),
-        "cost-state" => {
-            if let Some(figure) = hooks::cost_state_of(v) {
-                hooks::record_cost(tx, session_id, ts, "cost-state", figure, round)?;
-            }
-            Ok(())
-        }
         _ => Ok(()),
     }
 }

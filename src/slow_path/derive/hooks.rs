@@ -130,7 +130,7 @@ pub fn derive_hook(
                 "INSERT INTO subagents (session_id, agent_id, agent_type, started_at, ended_at)
                  VALUES (?1, ?2, ?3, ?4, ?4)
                  ON CONFLICT (session_id, agent_id) DO UPDATE SET
-                   agent_type = coalesce(agent_type, excluded.agent_type)",
+                   agent_type = coalesce(max(agent_type, excluded.agent_type), agent_type, excluded.agent_type)",
             )?
             .execute(params![session_id, a, t, ts])?;
         }
@@ -351,6 +351,14 @@ pub fn cost_state_of(v: &Value) -> Option<CostFigure<'_>> {
     })
 }
 
+/// When a `cost-state` figure was written, for lines without a `timestamp` (Claude Code
+/// 2.1.328 writes none): `startTime` (epoch ms) + `totalDuration` (ms).
+pub fn cost_state_time(v: &Value) -> Option<i64> {
+    let start = v.get("startTime").and_then(Value::as_i64)?;
+    let elapsed = v.get("totalDuration").and_then(Value::as_i64).unwrap_or(0);
+    (start > 0 && elapsed >= 0).then(|| start.saturating_add(elapsed))
+}
+
 /// How a session started and ended, from its first `SessionStart` and last `SessionEnd`.
 ///
 /// # Errors
@@ -382,5 +390,10 @@ mod tests {
         let f = cost_state_of(&v).unwrap();
         assert!((f.total_usd - 0.17).abs() < 1e-12 && !f.has_unknown && f.model_usage.is_some());
         assert!(cost_state_of(&json!({})).is_none());
+        assert_eq!(
+            cost_state_time(&json!({"startTime": 1_000, "totalDuration": 250})),
+            Some(1_250)
+        );
+        assert_eq!(cost_state_time(&json!({"totalDuration": 250})), None);
     }
 }
