@@ -113,6 +113,8 @@ fn module_arrows_point_down() {
             ],
         ),
         ("event", &["crate::"]),
+        // install sits below cli and above everything else.
+        ("install", &["crate::cli"]),
         (
             "fast_path",
             &[

@@ -56,6 +56,12 @@ pub fn current_exe() -> anyhow::Result<PathBuf> {
 /// Several `CLAUDE_CONFIG_DIR`s, or no home.
 pub fn claude_target(project: Option<&Path>) -> anyhow::Result<Target> {
     Ok(match project {
+        Some(dir) if !dir.is_dir() => {
+            anyhow::bail!(
+                "{} is not a directory: give --project the root of an existing project",
+                dir.display()
+            )
+        }
         Some(dir) => Target::project(dir),
         None => Target::user(
             std::env::var("CLAUDE_CONFIG_DIR").ok().as_deref(),

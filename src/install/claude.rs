@@ -799,4 +799,61 @@ mod tests {
         assert!(!v.contains(&"WorktreeCreate"));
         assert!(v.contains(&"PreToolUse"));
     }
+
+    /// Install then uninstall gives back the bytes, whatever the layout of the file.
+    #[test]
+    fn round_trips_keep_every_layout() {
+        let layouts = [
+            "{}",
+            "{}\n",
+            "{\"hooks\":{\"Stop\":[{\"hooks\":[{\"type\":\"command\",\"command\":\"x\"}]}]},\"statusLine\":{\"type\":\"command\",\"command\":\"s\"}}",
+            "{\n\t\"hooks\": {\n\t\t\"PreToolUse\": []\n\t},\n\t\"n\": 1.0e3\n}",
+            "{\n    \"mcpServers\": {},\n    \"hooks\": {\"Stop\": [{\"matcher\": \"\", \"hooks\": []}]}\n}\n",
+        ];
+        for (n, text) in layouts.iter().enumerate() {
+            for replace in [false, true] {
+                let dir = tempfile::tempdir().unwrap();
+                let t = Target::user(Some(&dir.path().display().to_string()), None).unwrap();
+                std::fs::write(&t.settings_file, text).unwrap();
+                std::fs::write(&t.mcp_file, text).unwrap();
+                let i = Installer {
+                    exe: PathBuf::from("/opt/bp/blueplane"),
+                    env: vec![],
+                    replace_status_line: replace,
+                };
+                let mut sr = FileRecord::default();
+                let mut mr = FileRecord::default();
+                let changes = vec![
+                    install_settings(&t, &i, &mut sr).unwrap(),
+                    install_mcp(&t, &i, &mut mr).unwrap(),
+                ];
+                crate::install::apply(&changes, false).unwrap();
+                let installed = std::fs::read_to_string(&t.settings_file).unwrap();
+                let seen = inspect(&t, &i.exe);
+                assert!(seen.hooks_missing.is_empty(), "layout {n}: {installed}");
+                assert!(
+                    matches!(seen.mcp, Registration::Current { .. }),
+                    "layout {n}"
+                );
+                // Installing again changes nothing.
+                let again = install_settings(&t, &i, &mut sr.clone()).unwrap();
+                assert!(again.is_noop(), "layout {n}: {:?}", again.after);
+                let changes = vec![
+                    uninstall_settings(&t, &i.exe, Some(&sr)).unwrap(),
+                    uninstall_mcp(&t, &i.exe, Some(&mr)).unwrap(),
+                ];
+                crate::install::apply(&changes, false).unwrap();
+                assert_eq!(
+                    std::fs::read_to_string(&t.settings_file).unwrap(),
+                    *text,
+                    "layout {n}, replace {replace}, installed:\n{installed}"
+                );
+                assert_eq!(
+                    std::fs::read_to_string(&t.mcp_file).unwrap(),
+                    *text,
+                    "layout {n}"
+                );
+            }
+        }
+    }
 }

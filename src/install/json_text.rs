@@ -11,7 +11,9 @@
 //!
 //! Invariant: removing what an insertion added gives back the bytes from before the insertion
 //! (an inserted element takes the separator before it, and removal takes that same
-//! separator), which is what makes `install --uninstall` restore files exactly.
+//! separator), which is what makes `install --uninstall` restore files exactly. The one
+//! exception: the whitespace inside an empty container is not kept (`{ }` comes back `{}`,
+//! the way Claude Code writes it).
 
 use serde::Serialize;
 

@@ -110,8 +110,17 @@ fn json_secrets(v: &Value, out: &mut Vec<&'static str>) {
     walk(v, &mut add);
 }
 
-/// Tool-input keys whose values are contents, never kept outside `full` mode.
-const INPUT_CONTENT_KEYS: &[&str] = &["content", "new_string", "old_string", "new_source", "edits"];
+/// Tool-input keys whose values are contents (files, diffs, command lines, sub-agent
+/// prompts), never kept outside `full` mode.
+const INPUT_CONTENT_KEYS: &[&str] = &[
+    "content",
+    "new_string",
+    "old_string",
+    "new_source",
+    "edits",
+    "command",
+    "prompt",
+];
 /// Tool-output keys whose values are output or contents.
 const OUTPUT_KEYS: &[&str] = &[
     "stdout",
