@@ -24,7 +24,7 @@
 //! as `sk-learn`, `password = None` or `token: String`.
 
 use std::borrow::Cow;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use regex::{Regex, RegexBuilder};
 
@@ -320,12 +320,21 @@ struct RuleSet {
 
 struct Engine {
     sets: [RuleSet; SETS],
-    rules: Vec<CompiledRule>,
+    /// Each rule's anchored regex, compiled the first time a candidate needs it: most text
+    /// has no candidate at all, and a hook process (one payload, then exit) should not pay
+    /// for compiling every rule.
+    rules: Vec<OnceLock<CompiledRule>>,
+}
+
+impl Engine {
+    fn rule(&self, i: usize) -> &CompiledRule {
+        self.rules[i].get_or_init(|| compile_rule(&RULES[i]))
+    }
 }
 
 static ENGINE: LazyLock<Engine> = LazyLock::new(|| Engine {
     sets: [compile_set(LITERAL), compile_set(KEYWORD)],
-    rules: RULES.iter().map(compile_rule).collect(),
+    rules: RULES.iter().map(|_| OnceLock::new()).collect(),
 });
 
 fn build(pattern: &str) -> Regex {
@@ -384,6 +393,38 @@ fn without_group_names(pattern: &str) -> String {
     out
 }
 
+/// The literal starts of the token rules of [`RULES`] (`sk-ant-…` starts with `sk-`, …).
+/// Every other rule needs a `:` or `=` (key = value, `://user:pass@`, `Authorization:`).
+/// **A new rule must keep one of the two true**: its tests (`assert_redacted`) go through
+/// this prefilter and fail when it does not.
+const TRIGGERS: &[&str] = &[
+    "sk-",
+    "sk_",
+    "rk_",
+    "gh",
+    "github_pat_",
+    "glpat-",
+    "xox",
+    "xapp-",
+    "AKIA",
+    "ASIA",
+    "AIza",
+    "npm_",
+    "pypi-",
+    "hf_",
+    "eyJ",
+    "-----BEGIN",
+    "Bearer",
+    "bearer",
+    "BEARER",
+];
+
+/// False only when no rule can match `text`: then the engine is not even compiled, which is
+/// what keeps a hook process (ids, paths and names, then exit) fast.
+fn may_match(text: &str) -> bool {
+    text.bytes().any(|b| b == b':' || b == b'=') || TRIGGERS.iter().any(|t| text.contains(t))
+}
+
 /// A byte range of the input to be replaced, and the rule that found it.
 #[derive(Clone, Copy, Debug)]
 struct Span {
@@ -400,6 +441,9 @@ struct Span {
 /// candidate is then attributed to a rule, and its value located, by the
 /// rules' own anchored regexes, which only walk the candidate itself.
 fn scan(text: &str, mut found: impl FnMut(Span) -> bool) {
+    if !may_match(text) {
+        return;
+    }
     let engine = &*ENGINE;
     // Per set: where its next search starts, and its cached next candidate
     // start (`None` = search again, `Some(None)` = no more candidates).
@@ -425,7 +469,7 @@ fn scan(text: &str, mut found: impl FnMut(Span) -> bool) {
         // rule of the set that matches at its start.
         let hay = &text[m_start..];
         let Some((rule, compiled, m_end)) = engine.sets[k].rules.iter().find_map(|&r| {
-            let c = &engine.rules[r];
+            let c = engine.rule(r);
             c.re.find(hay).map(|m| (r, c, m_start + m.end()))
         }) else {
             // Unreachable: the union matched here, so one of its rules does.
@@ -776,6 +820,29 @@ mod tests {
         );
         assert!(!contains_secret(input), "contains_secret flagged {input:?}");
         assert!(secret_kinds(input).is_empty());
+    }
+
+    #[test]
+    fn every_rule_compiles() {
+        for i in 0..RULES.len() {
+            let _ = ENGINE.rule(i);
+        }
+    }
+
+    #[test]
+    fn the_prefilter_skips_ids_and_paths_only() {
+        for clean in [
+            "7f3c9a2e-5b1d-4e8a-9c6f-2d4b8e1a0c53",
+            "/home/dev/.claude/projects/-home-dev-app/x.jsonl",
+            "toolu_01CdxQyezqD7SBnmvXKSa1ro",
+            "PostToolUse",
+        ] {
+            assert!(!may_match(clean), "{clean}");
+        }
+        for t in TRIGGERS {
+            assert!(may_match(&format!("x{t}y")), "{t}");
+        }
+        assert!(may_match("a=b") && may_match("http://u:p@h"));
     }
 
     #[test]
