@@ -5,6 +5,8 @@
 //! - `capture`: a transcript line (the letter keeps only path and offset); the line is read
 //!   again and parsed with today's rules and privacy mode; an event now goes to `bp:events`,
 //!   a line that is still bad, blank or gone keeps its letter, with the reason.
+//! - `hook`: never replayed: a hook payload that was not an event kept only its size and
+//!   why (its content is never stored); purge it once seen.
 //! - `slow_path`: never replayed: the raw row stays in SQLite and is derived again whenever
 //!   the derivation rules change.
 //!
@@ -91,6 +93,9 @@ pub enum Stage {
     FastPath,
     #[value(name = "slow_path", alias = "slow-path")]
     SlowPath,
+    /// Hook and status-line payloads that were not events (garbage on stdin), and torn
+    /// spool lines.
+    Hook,
 }
 
 impl Stage {
@@ -99,6 +104,7 @@ impl Stage {
             Stage::Capture => "capture",
             Stage::FastPath => "fast_path",
             Stage::SlowPath => "slow_path",
+            Stage::Hook => "hook",
         }
     }
 }
@@ -260,6 +266,7 @@ struct Kept {
 }
 
 const SLOW_PATH_KEPT: &str = "slow-path letters are not replayed: the raw row is still in SQLite and is derived again when the derivation rules change";
+const HOOK_KEPT: &str = "hook letters are not replayed: the payload was not an event and its content was never kept (only its size and why); purge it with 'blueplane dlq purge --stage hook'";
 
 async fn replay(
     queue: &Queue,
@@ -340,6 +347,7 @@ fn plan(
             Ok((queue::event_fields(&event), record_type, event.id))
         }
         "slow_path" => Err(SLOW_PATH_KEPT.into()),
+        "hook" => Err(HOOK_KEPT.into()),
         other => Err(format!(
             "unknown stage '{other}': nothing knows how to replay it"
         )),
