@@ -164,7 +164,7 @@ impl Telemetry {
             .map(Json)
     }
 
-    /// One session in detail: totals, tools used with error counts, sub-agents, first prompt.
+    /// One session in detail: totals, tools with error counts and durations, failed tool calls, sub-agents, first prompt, and (from hooks) how it started and ended, compactions, permissions; `reported_cost_usd` is Claude Code's own cost, `unattributed_cost_usd` what compaction and other unrecorded calls cost.
     #[tool(annotations(
         title = "Session summary",
         read_only_hint = true,
@@ -179,7 +179,7 @@ impl Telemetry {
             .map(Json)
     }
 
-    /// Tokens, cost (USD), sessions, responses and tool calls grouped by day, week (Monday), month, model, project, platform or session.
+    /// Tokens, cost (USD), sessions, responses and tool calls grouped by day, week (Monday), month, model, project, platform or session; `reported_cost_usd` / `unattributed_cost_usd` where Claude Code reported its own cost.
     #[tool(annotations(
         title = "Usage metrics",
         read_only_hint = true,
