@@ -42,7 +42,7 @@ fn main() -> ExitCode {
     };
     let _guard = init_logging(
         &cfg,
-        matches!(cli.command, Command::Serve | Command::Ingest),
+        matches!(cli.command, Command::Serve(_) | Command::Ingest),
     );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

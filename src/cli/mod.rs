@@ -18,7 +18,7 @@ use rmcp::ServiceExt;
 
 use crate::capture::Capture;
 use crate::config::Config;
-use crate::mcp::{State, Telemetry};
+use crate::mcp::{State, Telemetry, http};
 use crate::pipeline;
 use crate::query::reader::Reader;
 use crate::query::time::{GroupBy, Tz};
@@ -39,8 +39,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// MCP server over stdio, with the ingestion pipeline running in the same process.
-    Serve,
+    /// MCP server over stdio (or Streamable HTTP with --http), with the ingestion pipeline
+    /// running in the same process.
+    Serve(ServeArgs),
     /// Background ingestion without MCP: capture, fast path, slow path, until stopped.
     Ingest,
     /// One-shot import of all transcript history; exits when it is in SQLite and metrics are current.
@@ -117,6 +118,34 @@ pub enum Command {
     /// status JSON on stdin, prints one line (today's cost, this session's, the 5-hour and
     /// 7-day windows) and captures the cost and `rate_limits` like a hook.
     Statusline,
+}
+
+/// How `serve` talks MCP.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Serve MCP over Streamable HTTP at http://ADDR/mcp instead of stdio (ADDR defaults to
+    /// 127.0.0.1:7532). With BLUEPLANE_TOKEN set, every request needs
+    /// 'Authorization: Bearer <token>'.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        num_args = 0..=1,
+        default_missing_value = crate::mcp::http::DEFAULT_ADDR
+    )]
+    pub http: Option<std::net::SocketAddr>,
+    /// With --http: serve stdio too, in the same process (it exits when stdin closes).
+    #[arg(long, requires = "http")]
+    pub stdio: bool,
+    /// With --http: allow a non-loopback ADDR (BLUEPLANE_TOKEN must be set) and accept
+    /// browser requests from these extra origins (comma-separated, e.g. https://app.example).
+    #[arg(
+        long,
+        value_name = "ORIGIN",
+        num_args = 0..,
+        value_delimiter = ',',
+        requires = "http"
+    )]
+    pub allow_remote: Option<Vec<String>>,
 }
 
 /// The assistants whose hooks `blueplane hook` takes.
@@ -235,7 +264,7 @@ pub fn run_fast(command: &Command, cfg: Result<Config, crate::config::ConfigErro
 /// Anything that stops the command; main prints it as one sentence.
 pub async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve => serve(cfg).await,
+        Command::Serve(args) => serve(cfg, args).await,
         Command::Ingest => ingest(cfg).await,
         Command::Backfill { json } => backfill(cfg, json).await,
         Command::Report {
@@ -355,7 +384,18 @@ async fn connect_quiet(cfg: &Config) -> Option<Queue> {
     }
 }
 
-async fn serve(cfg: Config) -> anyhow::Result<()> {
+async fn serve(cfg: Config, args: ServeArgs) -> anyhow::Result<()> {
+    // Refuse an unsafe address and a taken port before anything starts.
+    let http = match args.http {
+        Some(addr) => {
+            let token = std::env::var("BLUEPLANE_TOKEN").ok();
+            let security =
+                http::Security::new(addr, args.allow_remote.as_deref(), token.as_deref())?;
+            Some((http::bind(addr).await?, security))
+        }
+        None => None,
+    };
+    let stdio = args.stdio || http.is_none();
     std::fs::create_dir_all(&cfg.home)
         .with_context(|| format!("creating {}", cfg.home.display()))?;
     // Make sure the schema exists before the first tool call opens a reader.
@@ -376,25 +416,56 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         queue,
         privacy: cfg.privacy,
     });
-    // Stdin may close before (or during) the handshake: the pipeline stops cleanly either way.
-    let started = match server.serve(rmcp::transport::stdio()).await {
-        Ok(service) => {
-            tokio::select! {
-                r = service.waiting() => {
-                    if let Err(e) = r {
-                        tracing::warn!(error = %e, "MCP session ended with an error");
-                    }
-                }
-                _ = shutdown_signal() => {}
+    let http_stop = tokio_util::sync::CancellationToken::new();
+    let mut http_task = http.map(|(listener, security)| {
+        tokio::spawn(http::serve(
+            listener,
+            server.clone(),
+            security,
+            http_stop.clone(),
+        ))
+    });
+    let result = tokio::select! {
+        r = serve_stdio(server), if stdio => r,
+        r = async {
+            match http_task.as_mut() {
+                Some(t) => t.await,
+                None => std::future::pending().await,
             }
-            Ok(())
+        } => {
+            http_task = None;
+            match r {
+                Ok(r) => r.map_err(anyhow::Error::new),
+                Err(e) => Err(anyhow::Error::new(e).context("the MCP HTTP server stopped")),
+            }
         }
-        Err(e) => Err(anyhow::Error::new(e).context("starting the MCP stdio transport")),
+        _ = shutdown_signal() => Ok(()),
     };
+    if let Some(t) = http_task {
+        http_stop.cancel();
+        match tokio::time::timeout(Duration::from_secs(5), t).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "MCP HTTP server stopped with an error"),
+            Ok(_) => {}
+            Err(_) => tracing::warn!("Open MCP HTTP requests did not finish in time"),
+        }
+    }
     if let Some(r) = running {
         r.stop(Duration::from_secs(5)).await;
     }
-    started
+    result
+}
+
+/// One MCP session over stdio, until stdin closes.
+async fn serve_stdio(server: Telemetry) -> anyhow::Result<()> {
+    // Stdin may close before (or during) the handshake: the caller stops cleanly either way.
+    let service = server
+        .serve(rmcp::transport::stdio())
+        .await
+        .context("starting the MCP stdio transport")?;
+    if let Err(e) = service.waiting().await {
+        tracing::warn!(error = %e, "MCP session ended with an error");
+    }
+    Ok(())
 }
 
 async fn ingest(cfg: Config) -> anyhow::Result<()> {

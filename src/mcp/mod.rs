@@ -1,9 +1,11 @@
 //! The MCP server: read-only tools, a thin adapter over `query`.
 //!
 //! Transport-agnostic: [`Telemetry`] is an rmcp `ServerHandler`; `serve` runs it over stdio
-//! (and the HTTP transports can wrap the same handler). Tool failures are tool results with
+//! and [`http`] serves the same handler over Streamable HTTP. Tool failures are tool results with
 //! `isError: true` and a message an assistant can act on; they never carry
 //! `structuredContent` of another shape (invariant 2, 10).
+
+pub mod http;
 
 use std::path::PathBuf;
 use std::sync::Arc;
