@@ -657,3 +657,47 @@ async fn backfill(cfg: Config, json: bool) -> anyhow::Result<()> {
     };
     output::backfill(&summary, json)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_args(argv: &[&str]) -> ServeArgs {
+        let cli = Cli::try_parse_from(argv).unwrap();
+        match cli.command {
+            Command::Serve(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn serve_http_address_defaults_and_flags() {
+        let plain = serve_args(&["blueplane", "serve"]);
+        assert_eq!((plain.http, plain.stdio), (None, false));
+        let default = serve_args(&["blueplane", "serve", "--http", "--stdio"]);
+        assert_eq!(default.http, Some("127.0.0.1:7532".parse().unwrap()));
+        assert!(default.stdio);
+        assert_eq!(default.allow_remote, None);
+        let remote = serve_args(&[
+            "blueplane",
+            "serve",
+            "--http",
+            "0.0.0.0:9000",
+            "--allow-remote",
+            "https://a.example,http://b.example:8080",
+        ]);
+        assert_eq!(remote.http, Some("0.0.0.0:9000".parse().unwrap()));
+        assert_eq!(
+            remote.allow_remote,
+            Some(vec![
+                "https://a.example".to_string(),
+                "http://b.example:8080".to_string()
+            ])
+        );
+        let bare = serve_args(&["blueplane", "serve", "--http", "[::1]:1", "--allow-remote"]);
+        assert_eq!(bare.allow_remote, Some(vec![]));
+        assert!(Cli::try_parse_from(["blueplane", "serve", "--stdio"]).is_err());
+        assert!(Cli::try_parse_from(["blueplane", "serve", "--allow-remote"]).is_err());
+        assert!(Cli::try_parse_from(["blueplane", "serve", "--http", "localhost:1"]).is_err());
+    }
+}

@@ -181,12 +181,23 @@ enum Hosts {
 }
 
 /// The checks in front of every route.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Security {
     token: Option<Vec<u8>>,
     hosts: Hosts,
     /// Extra origins `--allow-remote` listed.
     origins: Vec<Origin>,
+}
+
+/// Never prints the token.
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security")
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("hosts", &self.hosts)
+            .field("origins", &self.origins)
+            .finish()
+    }
 }
 
 impl Security {
@@ -610,6 +621,13 @@ mod tests {
                 "{ok}"
             );
         }
+    }
+
+    #[test]
+    fn debug_output_hides_the_token() {
+        let s = Security::new(SocketAddr::from(([127, 0, 0, 1], 1)), None, Some("s3cret")).unwrap();
+        let d = format!("{s:?}");
+        assert!(!d.contains("s3cret") && d.contains("<set>"), "{d}");
     }
 
     #[test]
