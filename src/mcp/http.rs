@@ -407,8 +407,17 @@ pub fn router(
     security: Security,
     shutdown: &CancellationToken,
 ) -> axum::Router {
+    app(telemetry, security, shutdown, SESSION_IDLE)
+}
+
+fn app(
+    telemetry: Telemetry,
+    security: Security,
+    shutdown: &CancellationToken,
+    session_idle: Duration,
+) -> axum::Router {
     let mut sessions = LocalSessionManager::default();
-    sessions.session_config.keep_alive = Some(SESSION_IDLE);
+    sessions.session_config.keep_alive = Some(session_idle);
     let config = security.rmcp_config(shutdown);
     let mcp = StreamableHttpService::new(move || Ok(telemetry.clone()), Arc::new(sessions), config);
     axum::Router::new()
@@ -621,6 +630,83 @@ mod tests {
                 "{ok}"
             );
         }
+    }
+
+    /// One POST to `/mcp` on a fresh connection: the status and the `mcp-session-id`.
+    fn post(port: u16, session: Option<&str>, body: &str) -> (u16, Option<String>) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut req = format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+             Accept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        if let Some(id) = session {
+            req += &format!("Mcp-Session-Id: {id}\r\nMCP-Protocol-Version: 2025-11-25\r\n");
+        }
+        req += "\r\n";
+        req += body;
+        s.write_all(req.as_bytes()).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "connection closed before the headers ended");
+            got.extend_from_slice(&buf[..n]);
+        }
+        let head = String::from_utf8_lossy(&got).to_ascii_lowercase();
+        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let id = head
+            .lines()
+            .find_map(|l| l.strip_prefix("mcp-session-id:"))
+            .map(|v| v.trim().to_string());
+        (status, id)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_sessions_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("telemetry.db");
+        let telemetry = Telemetry::new(super::super::State {
+            db: db.clone(),
+            reader: crate::query::reader::Reader::new(&db),
+            queue: None,
+            privacy: Default::default(),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let security = Security::new(SocketAddr::from(([127, 0, 0, 1], port)), None, None).unwrap();
+        let stop = CancellationToken::new();
+        let idle = Duration::from_millis(400);
+        let server = tokio::spawn(
+            axum::serve(listener, app(telemetry, security, &stop, idle))
+                .with_graceful_shutdown(stop.clone().cancelled_owned())
+                .into_future(),
+        );
+        let ping = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
+        let results = tokio::task::spawn_blocking(move || {
+            let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+            let (status, id) = post(port, None, init);
+            assert_eq!(status, 200);
+            let id = id.expect("a session id");
+            let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+            let notified = post(port, Some(&id), initialized).0;
+            // Activity keeps the session: requests spaced below the idle time.
+            let mut active = Vec::new();
+            for _ in 0..3 {
+                std::thread::sleep(Duration::from_millis(200));
+                active.push(post(port, Some(&id), ping).0);
+            }
+            std::thread::sleep(Duration::from_millis(1200));
+            let expired = post(port, Some(&id), ping).0;
+            (notified, active, expired)
+        })
+        .await
+        .unwrap();
+        assert_eq!(results, (202, vec![200, 200, 200], 404));
+        stop.cancel();
+        server.await.unwrap().unwrap();
     }
 
     #[test]
