@@ -85,14 +85,14 @@ impl Server {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Sends SIGTERM and waits for the exit (at most `deadline`).
-    fn terminate(&mut self, deadline: Duration) -> std::process::ExitStatus {
+    /// Sends `signal` (`TERM`, `INT`) and waits for the exit (at most `deadline`).
+    fn signal(&mut self, signal: &str, deadline: Duration) -> std::process::ExitStatus {
         let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
             .status()
             .expect("kill")
             .success();
-        assert!(ok, "kill -TERM failed");
+        assert!(ok, "kill -{signal} failed");
         let t0 = Instant::now();
         loop {
             if let Some(st) = self.child.try_wait().expect("try_wait") {
@@ -100,7 +100,7 @@ impl Server {
             }
             assert!(
                 t0.elapsed() < deadline,
-                "serve --http did not exit within {deadline:?} of SIGTERM"
+                "serve --http did not exit within {deadline:?} of SIG{signal}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -425,8 +425,8 @@ fn a_non_loopback_address_needs_allow_remote_and_a_token() {
         &init(port, &[("Authorization", &right)]),
         "0.0.0.0 with token",
     );
-    let st = server.terminate(Duration::from_secs(15));
-    assert!(st.success(), "exit after SIGTERM: {st}");
+    let st = server.signal("INT", Duration::from_secs(15));
+    assert!(st.success(), "exit after SIGINT: {st}");
 }
 
 fn wait_drained(env: &Env, sessions: i64, timeout: Duration) -> Value {
@@ -464,7 +464,7 @@ fn the_pipeline_runs_under_http_serve_and_sigterm_drains_it() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let st = server.terminate(Duration::from_secs(15));
+    let st = server.signal("TERM", Duration::from_secs(15));
     assert!(st.success(), "exit after SIGTERM: {st}");
     // Nothing read from the stream was left unacknowledged by the stop.
     let st = env.json(&["status", "--json"]);
