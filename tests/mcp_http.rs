@@ -409,8 +409,14 @@ fn a_non_loopback_address_needs_allow_remote_and_a_token() {
         );
     }
 
-    // With both it serves, and still requires the token.
-    let mut cmd = env.cmd(&["serve", "--http", &any, "--allow-remote"]);
+    // With both it serves, and still requires the token. Any name with the bound port is
+    // accepted as Host (the token does the work); the listed origin is allowed, others not.
+    let mut cmd = env.cmd(&[
+        "serve",
+        "--http",
+        &any,
+        "--allow-remote=https://app.example,http://tools.example:8080",
+    ]);
     cmd.env("BLUEPLANE_TOKEN", TOKEN)
         .stdin(Stdio::null())
         .stdout(Stdio::null());
@@ -425,6 +431,28 @@ fn a_non_loopback_address_needs_allow_remote_and_a_token() {
         &init(port, &[("Authorization", &right)]),
         "0.0.0.0 with token",
     );
+    let lan_host = format!("box.lan:{port}");
+    let other_port = format!("box.lan:{}", port.wrapping_add(1));
+    let auth = ("Authorization", right.as_str());
+    assert_initialized(&init(port, &[auth, ("Host", &lan_host)]), "Host box.lan");
+    assert_eq!(init(port, &[auth, ("Host", &other_port)]).status, 421);
+    for o in [
+        "https://app.example",
+        "https://app.example:443",
+        "http://tools.example:8080",
+        "http://localhost:6274",
+    ] {
+        assert_initialized(&init(port, &[auth, ("Origin", o)]), o);
+    }
+    for o in [
+        "http://app.example",
+        "https://app.example:8443",
+        "http://tools.example",
+        "https://evil.example",
+    ] {
+        let r = init(port, &[auth, ("Origin", o)]);
+        assert_eq!(r.status, 403, "Origin {o}: {r:?}");
+    }
     let st = server.signal("INT", Duration::from_secs(15));
     assert!(st.success(), "exit after SIGINT: {st}");
 }
