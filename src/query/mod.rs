@@ -287,6 +287,11 @@ pub struct ToolStat {
     pub errors: i64,
     /// errors / calls, 0 when there are no calls.
     pub error_rate: f64,
+    /// Total and slowest duration of the calls with a known duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -300,7 +305,33 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-const MAX_LIMIT: i64 = 500;
+/// The largest page any paged query returns.
+pub const MAX_LIMIT: i64 = 500;
+/// Default page of `list_sessions` for MCP: a session is about 0.5 KB of JSON, sent twice
+/// (structured and as text), so five keep a default call near 5 KB (docs/BENCHMARKS.md).
+pub const SESSIONS_PAGE: i64 = 5;
+/// Default page of `search`: a hit is about 0.2 KB of JSON, sent twice; ten stay near 4 KB.
+pub const SEARCH_PAGE: i64 = 10;
+/// The longest search query, in characters: more is not a search but a paste, and FTS5's
+/// cost grows with the number of terms.
+pub const MAX_QUERY_CHARS: usize = 1000;
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
 
 fn limit_of(limit: Option<i64>, default: i64) -> Result<i64> {
     match limit {
@@ -338,7 +369,7 @@ pub fn list_sessions(
     cursor: Option<&str>,
 ) -> Result<SessionList> {
     f.check()?;
-    let limit = limit_of(limit, 50)?;
+    let limit = limit_of(limit, SESSIONS_PAGE)?;
     let offset = offset_cursor(cursor)?;
     let mut sql = String::from(
         "SELECT session_id, platform, project_path, started_at, ended_at, title, first_prompt
@@ -1013,9 +1044,32 @@ pub fn search(
     cursor: Option<&str>,
     privacy: crate::privacy::PrivacyMode,
 ) -> Result<SearchResult> {
+    search_as(conn, query, f, None, limit, cursor, privacy)
+}
+
+/// [`search`] restricted to the messages of one role (prompts and other user text, or the
+/// assistant's prose) when `role` is given.
+///
+/// # Errors
+/// Invalid query syntax, a query over [`MAX_QUERY_CHARS`], or SQLite errors.
+pub fn search_as(
+    conn: &Connection,
+    query: &str,
+    f: &Filter,
+    role: Option<Role>,
+    limit: Option<i64>,
+    cursor: Option<&str>,
+    privacy: crate::privacy::PrivacyMode,
+) -> Result<SearchResult> {
     f.check()?;
-    let limit = limit_of(limit, 20)?;
+    let limit = limit_of(limit, SEARCH_PAGE)?;
     let offset = offset_cursor(cursor)?;
+    let chars = query.chars().count();
+    if chars > MAX_QUERY_CHARS {
+        return Err(QueryError::Invalid(format!(
+            "the search query has {chars} characters, more than the {MAX_QUERY_CHARS} allowed: search for a few distinctive words or a quoted phrase"
+        )));
+    }
     let expr = fts_query(query)?;
     let mut sql = String::from(
         "SELECT m.session_id, m.platform, s.project_path, m.ts, m.role,
@@ -1036,6 +1090,10 @@ pub fn search(
             project: "s.project_path",
         },
     );
+    if let Some(r) = role {
+        sql.push_str(" AND m.role = ?");
+        args.push(r.as_str().to_string().into());
+    }
     sql.push_str(" ORDER BY rank, m.ts DESC LIMIT ? OFFSET ?");
     args.push((limit + 1).into());
     args.push(offset.into());
@@ -1076,16 +1134,30 @@ pub fn search(
     })
 }
 
-/// Calls and errors per tool, most used first.
+/// Calls, errors and durations per tool, most used first; of one session when `session_id`
+/// is given.
 ///
 /// # Errors
-/// Invalid arguments or SQLite errors.
-pub fn tool_stats(conn: &Connection, f: &Filter) -> Result<ToolStats> {
+/// Invalid arguments, [`QueryError::UnknownSession`], or SQLite errors.
+pub fn tool_stats(conn: &Connection, f: &Filter, session_id: Option<&str>) -> Result<ToolStats> {
     f.check()?;
     let mut sql = String::from(
-        "SELECT name, count(*), coalesce(sum(failed), 0) FROM tool_calls WHERE name IS NOT NULL",
+        "SELECT name, count(*), coalesce(sum(failed), 0), sum(took_ms), max(took_ms)
+         FROM tool_calls WHERE name IS NOT NULL",
     );
     let mut args: Vec<SqlValue> = Vec::new();
+    if let Some(id) = session_id {
+        let known: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sessions WHERE session_id = ?1)",
+            [id],
+            |r| r.get(0),
+        )?;
+        if !known {
+            return Err(QueryError::UnknownSession(id.to_string()));
+        }
+        sql.push_str(" AND session_id = ?");
+        args.push(id.to_string().into());
+    }
     push_filter(&mut sql, &mut args, f, &TOOL_COLS);
     sql.push_str(" GROUP BY name ORDER BY count(*) DESC, name");
     let tools = conn
@@ -1102,6 +1174,8 @@ pub fn tool_stats(conn: &Connection, f: &Filter) -> Result<ToolStats> {
                 } else {
                     0.0
                 },
+                total_ms: r.get(3)?,
+                max_ms: r.get(4)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
