@@ -62,11 +62,11 @@ impl PlatformArg {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListSessionsArgs {
-    /// Sessions active from this date (YYYY-MM-DD, in `timezone`) or RFC 3339 time on.
+    /// Active from this date (YYYY-MM-DD) or RFC 3339 time.
     pub since: Option<String>,
-    /// Sessions active before the end of this date (or before this time).
+    /// Active through this date, or before this time.
     pub until: Option<String>,
-    /// IANA zone the dates are in (default: the machine's); results stay UTC.
+    /// IANA zone of the dates (default: local); results are UTC.
     pub timezone: Option<String>,
     /// Only this assistant.
     pub platform: Option<PlatformArg>,
@@ -90,13 +90,13 @@ pub struct SessionArgs {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsArgs {
-    /// Rows per period (weeks start Monday) or per key (default day).
+    /// Rows per period (weeks start Monday) or key (default day).
     pub group_by: Option<GroupBy>,
-    /// IANA zone for dates and period keys (default: the machine's).
+    /// IANA zone of the dates and periods (default: local).
     pub timezone: Option<String>,
-    /// From this date (YYYY-MM-DD) or RFC 3339 time on.
+    /// From this date (YYYY-MM-DD) or RFC 3339 time.
     pub since: Option<String>,
-    /// Through the end of this date (or before this time).
+    /// Through this date, or before this time.
     pub until: Option<String>,
     /// Only this assistant.
     pub platform: Option<PlatformArg>,
@@ -110,13 +110,13 @@ pub struct SearchArgs {
     /// Words and "quoted phrases"; OR, NOT; word* for a prefix.
     #[schemars(length(max = query::MAX_QUERY_CHARS))]
     pub query: String,
-    /// Only prompts and other user text, or only assistant prose.
+    /// Only user text (prompts) or only assistant prose.
     pub role: Option<Role>,
-    /// From this date (YYYY-MM-DD, in `timezone`) or RFC 3339 time on.
+    /// From this date (YYYY-MM-DD) or RFC 3339 time.
     pub since: Option<String>,
-    /// Through the end of this date (or before this time).
+    /// Through this date, or before this time.
     pub until: Option<String>,
-    /// IANA zone the dates are in (default: the machine's).
+    /// IANA zone of the dates (default: local).
     pub timezone: Option<String>,
     /// Only this assistant.
     pub platform: Option<PlatformArg>,
@@ -133,13 +133,13 @@ pub struct SearchArgs {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ToolStatsArgs {
-    /// Only this session's calls (an id from list_sessions).
+    /// Only this session (an id from list_sessions).
     pub session_id: Option<String>,
-    /// Calls from this date (YYYY-MM-DD, in `timezone`) or RFC 3339 time on.
+    /// From this date (YYYY-MM-DD) or RFC 3339 time.
     pub since: Option<String>,
-    /// Calls before the end of this date (or before this time).
+    /// Through this date, or before this time.
     pub until: Option<String>,
-    /// IANA zone the dates are in (default: the machine's).
+    /// IANA zone of the dates (default: local).
     pub timezone: Option<String>,
     /// Only this assistant.
     pub platform: Option<PlatformArg>,

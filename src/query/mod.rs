@@ -93,6 +93,7 @@ pub struct Tokens {
     pub output: i64,
     pub cache_creation: i64,
     pub cache_read: i64,
+    /// input + output + cache_creation + cache_read (cache reads included, as ccusage counts).
     pub total: i64,
 }
 
@@ -149,8 +150,7 @@ pub struct ToolCount {
     pub name: String,
     pub calls: i64,
     pub errors: i64,
-    /// Total and slowest duration of the calls with a known duration (Claude Code's own
-    /// `duration_ms` from hooks, else tool use to tool result).
+    /// Sum and maximum of the known durations (hook `duration_ms`, else tool use to result).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -206,8 +206,7 @@ pub struct SessionSummary {
     pub subagents: i64,
     pub first_prompt: Option<String>,
     pub last_activity: String,
-    /// Whether the session compacted; what compaction (and other calls no assistant line
-    /// records) cost is `unattributed_cost_usd`.
+    /// Whether the session compacted (what that cost is in `unattributed_cost_usd`).
     pub compacted: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<SessionHooks>,
@@ -256,9 +255,8 @@ pub struct Metrics {
     pub timezone: String,
     pub rows: Vec<MetricsRow>,
     pub totals: MetricsTotals,
-    /// Where the figures came from: `redis` (derived metrics, with still-dirty buckets and
-    /// partial edge buckets from SQLite) or `sqlite` (Redis unavailable, or its metrics do not
-    /// match this store yet — they are being rebuilt).
+    /// `redis` (derived metrics; dirty and partial buckets recomputed from SQLite) or `sqlite`
+    /// (Redis unavailable, or its metrics are being rebuilt).
     pub source: String,
 }
 
