@@ -122,7 +122,7 @@ pub struct SearchArgs {
     pub platform: Option<PlatformArg>,
     /// Substring of the project path.
     pub project: Option<String>,
-    /// Page size (default 10).
+    /// Page size (default 8).
     #[serde(default, deserialize_with = "limit")]
     #[schemars(with = "Option<i64>", range(min = 1, max = query::MAX_LIMIT))]
     pub limit: Option<i64>,

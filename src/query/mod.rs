@@ -306,10 +306,11 @@ pub fn rfc3339(ms: i64) -> String {
 /// The largest page any paged query returns.
 pub const MAX_LIMIT: i64 = 500;
 /// Default page of `list_sessions` for MCP: a session is about 0.5 KB of JSON, sent twice
-/// (structured and as text), so five keep a default call near 5 KB (docs/BENCHMARKS.md).
+/// (structured and as text), so five keep a default call near 5 KB (docs/BENCHMARKS.md). The
+/// CLI passes its own limit.
 pub const SESSIONS_PAGE: i64 = 5;
-/// Default page of `search`: a hit is about 0.2 KB of JSON, sent twice; ten stay near 4 KB.
-pub const SEARCH_PAGE: i64 = 10;
+/// Default page of `search`: a hit is about 0.3 KB of JSON, sent twice; eight stay near 5 KB.
+pub const SEARCH_PAGE: i64 = 8;
 /// The longest search query, in characters: more is not a search but a paste, and FTS5's
 /// cost grows with the number of terms.
 pub const MAX_QUERY_CHARS: usize = 1000;

@@ -80,7 +80,7 @@ GRAND_TOTAL_TOOL_ERRORS = 2
 
 # The tool contract (src/mcp/mod.rs, src/mcp/schema.rs, src/query/mod.rs).
 SESSIONS_PAGE = 5  # list_sessions' default page
-SEARCH_PAGE = 10  # search_conversations' default page
+SEARCH_PAGE = 8  # search_conversations' default page
 MAX_LIMIT = 500
 MAX_QUERY_CHARS = 1000
 # Bytes of the tools/list result as the server writes it (compact JSON): 20,341 before the
@@ -674,6 +674,10 @@ async def check_contract_calls(c: Client) -> None:
     ck.eq(await lenient({"limit": None, "platform": None, "since": None}), dflt, "null optional arguments are ignored")
     ck.eq(len(await lenient({"platform": "", "limit": 500})), N_SESSIONS, "platform '' means any")
     ck.eq(len(await lenient({"limit": "2"})), 2, "limit '2' is 2")
+
+    page = await c.ok("search_conversations", {"query": "the"})
+    ck.eq(len(page.get("hits", [])), SEARCH_PAGE, "search_conversations default page size")
+    ck.check(page.get("next_cursor") is not None, "search_conversations(the) has a next page")
 
     # get_tool_stats(session_id): that session's tools, with durations, as in its summary.
     summ = await c.ok("get_session_summary", {"session_id": SESSION_ID})
