@@ -377,7 +377,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         privacy: cfg.privacy,
     });
     // Stdin may close before (or during) the handshake: the pipeline stops cleanly either way.
-    let started = match server.serve(rmcp::transport::stdio()).await {
+    let (transport, flushed) = crate::mcp::jsonrpc::stdio();
+    let started = match server.serve(transport).await {
         Ok(service) => {
             tokio::select! {
                 r = service.waiting() => {
@@ -391,6 +392,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         }
         Err(e) => Err(anyhow::Error::new(e).context("starting the MCP stdio transport")),
     };
+    // The last responses reach stdout before the process exits.
+    let _ = tokio::time::timeout(Duration::from_secs(2), flushed).await;
     if let Some(r) = running {
         r.stop(Duration::from_secs(5)).await;
     }

@@ -1,9 +1,11 @@
 //! The MCP server: read-only tools, a thin adapter over `query`.
 //!
 //! Transport-agnostic: [`Telemetry`] is an rmcp `ServerHandler`; `serve` runs it over stdio
-//! (and the HTTP transports can wrap the same handler). Tool failures are tool results with
-//! `isError: true` and a message an assistant can act on; they never carry
-//! `structuredContent` of another shape (invariant 2, 10).
+//! behind [`jsonrpc::guard`] (and the HTTP transports can wrap the same handler). Tool failures
+//! are tool results with `isError: true` and a message an assistant can act on; they never
+//! carry `structuredContent` of another shape (invariant 2, 10). Arguments are checked against
+//! the published input schema first ([`schema`]), so a wrong argument is such a result too,
+//! naming the argument and what the tool takes.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use crate::query::{
 };
 use crate::queue::Queue;
 
+pub mod jsonrpc;
 pub mod schema;
 
 use schema::Parameters;
