@@ -1198,6 +1198,99 @@ mod tests {
         assert!(fts_query("OR").is_err());
     }
 
+    fn store() -> (tempfile::TempDir, Connection) {
+        let d = tempfile::tempdir().unwrap();
+        let c = crate::store::open_writer(&d.path().join("t.db")).unwrap();
+        for (id, start) in [("s1", 1_000), ("s2", 2_000)] {
+            c.execute(
+                "INSERT INTO sessions (session_id, platform, started_at, ended_at) VALUES (?1, 'claude_code', ?2, ?2 + 500)",
+                rusqlite::params![id, start],
+            )
+            .unwrap();
+        }
+        // s1: two Bash calls (one failed, 40 + 60 ms); s2: one Bash, one Read.
+        for (tu, sid, name, start, took, err) in [
+            ("t1", "s1", "Bash", 1_000, 40, 0),
+            ("t2", "s1", "Bash", 1_100, 60, 1),
+            ("t3", "s2", "Bash", 2_000, 10, 0),
+            ("t4", "s2", "Read", 2_100, 5, 0),
+        ] {
+            c.execute(
+                "INSERT INTO tool_calls (tool_use_id, session_id, platform, name, started_at, finished_at, is_error)
+                 VALUES (?1, ?2, 'claude_code', ?3, ?4, ?4 + ?5, ?6)",
+                rusqlite::params![tu, sid, name, start, took, err],
+            )
+            .unwrap();
+        }
+        for (i, (role, text)) in [
+            ("user", "deploy the retry budget"),
+            ("assistant", "the retry budget is deployed"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            c.execute(
+                "INSERT INTO messages (rowid, event_id, session_id, platform, role, is_prompt, ts, text)
+                 VALUES (?1, ?2, 's1', 'claude_code', ?3, 0, 1000, ?4)",
+                rusqlite::params![i as i64 + 1, format!("e{i}"), role, text],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO messages_fts (rowid, text) VALUES (?1, ?2)",
+                rusqlite::params![i as i64 + 1, text],
+            )
+            .unwrap();
+        }
+        (d, c)
+    }
+
+    #[test]
+    fn tool_stats_of_one_session_with_durations() {
+        let (_d, c) = store();
+        let f = Filter::default();
+        let all = tool_stats(&c, &f, None).unwrap().tools;
+        assert_eq!(
+            all.iter()
+                .map(|t| (t.name.as_str(), t.calls))
+                .collect::<Vec<_>>(),
+            [("Bash", 3), ("Read", 1)]
+        );
+        let s1 = tool_stats(&c, &f, Some("s1")).unwrap().tools;
+        assert_eq!(s1.len(), 1);
+        let b = &s1[0];
+        assert_eq!(
+            (b.name.as_str(), b.calls, b.errors, b.total_ms, b.max_ms),
+            ("Bash", 2, 1, Some(100), Some(60))
+        );
+        assert!(matches!(
+            tool_stats(&c, &f, Some("nope")),
+            Err(QueryError::UnknownSession(_))
+        ));
+    }
+
+    #[test]
+    fn search_by_role_and_the_query_cap() {
+        let (_d, c) = store();
+        let f = Filter::default();
+        let p = crate::privacy::PrivacyMode::Standard;
+        let roles = |role| {
+            search_as(&c, "retry budget", &f, role, None, None, p)
+                .unwrap()
+                .hits
+                .into_iter()
+                .map(|h| h.role)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(roles(None).len(), 2);
+        assert_eq!(roles(Some(Role::User)), ["user"]);
+        assert_eq!(roles(Some(Role::Assistant)), ["assistant"]);
+        let long = "word ".repeat(MAX_QUERY_CHARS / 5 + 1);
+        let e = search(&c, &long, &f, None, None, p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("1000 allowed"), "{e}");
+    }
+
     #[test]
     fn cursors_validate() {
         assert_eq!(offset_cursor(None).unwrap(), 0);
