@@ -415,6 +415,33 @@ pub const TITLE: &str = "Blueplane telemetry";
 
 #[tool_handler]
 impl rmcp::ServerHandler for Telemetry {
+    /// rmcp's router, with an unknown tool refused (-32602) by a message naming the tools.
+    async fn call_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
+        let router = Self::tool_router();
+        if !router.has_route(&request.name) {
+            let mut names: Vec<String> = router
+                .list_all()
+                .into_iter()
+                .map(|t| t.name.to_string())
+                .collect();
+            names.sort();
+            return Err(rmcp::ErrorData::invalid_params(
+                format!(
+                    "unknown tool '{}': the tools are {}",
+                    request.name,
+                    names.join(", ")
+                ),
+                None,
+            ));
+        }
+        let cx = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        router.call(cx).await
+    }
+
     fn get_info(&self) -> rmcp::model::ServerConfig {
         rmcp::model::ServerConfig::new(
             rmcp::model::ServerCapabilities::builder()

@@ -817,6 +817,8 @@ def check_raw_json_rpc(bin_path: str, env: dict[str, str], ck: Checker) -> None:
         ck.eq(code(r), -32602, "tools/call without a name -> -32602")
         r = srv.call({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "no_such_tool", "arguments": {}}})
         ck.eq(code(r), -32602, "tools/call of an unknown tool -> -32602")
+        msg = (r or {}).get("error", {}).get("message", "")
+        ck.check("no_such_tool" in msg and "list_sessions" in msg, f"the unknown-tool error names it and the tools: {msg!r}")
         r = srv.call({"jsonrpc": "2.0", "id": 10, "method": "tools/list", "params": {"cursor": "bogus"}})
         ck.eq(code(r), -32602, "tools/list with a bogus cursor -> -32602")
         r = srv.call({"jsonrpc": "2.0", "id": 11, "method": "no/such/method"})
