@@ -1,9 +1,10 @@
 //! A thin JSON-RPC guard in front of rmcp's line transport: the error codes the spec asks for
 //! where rmcp 3.11 gets them wrong.
 //!
-//! rmcp answers a line that is not JSON with -32600 and no `id` (the spec says -32700, `id:
-//! null`), drops the `id` of an invalid request that has one, answers `tools/call` without a
-//! tool name with -32601, and ignores a `tools/list` cursor. [`guard`] sits between the client's
+//! rmcp does not answer a line that is not JSON (upstream chose silence, rust-sdk #938; the
+//! spec says -32700 with `id: null`), answers an invalid request with -32600 but without its
+//! `id`, answers `tools/call` without a tool name with -32601, and ignores a `tools/list`
+//! cursor. [`guard`] sits between the client's
 //! byte streams and rmcp: every line is looked at once ([`verdict`]); well-formed messages pass
 //! through unchanged, the others are answered here, and rmcp's output and these answers are
 //! written whole lines at a time to the one output.

@@ -805,7 +805,7 @@ def check_raw_json_rpc(bin_path: str, env: dict[str, str], ck: Checker) -> None:
         def code(r: dict[str, Any] | None) -> Any:
             return (r or {}).get("error", {}).get("code")
 
-        # rmcp 3.11 alone gets the first three wrong (-32600 without an id, the id dropped,
+        # rmcp 3.11 alone gets the first three wrong (no answer, -32600 without the id,
         # -32601) and ignores the cursor; src/mcp/jsonrpc.rs answers them.
         r = srv.call("this is not JSON {{{", timeout=5)
         ck.eq(code(r), -32700, "malformed JSON -> -32700")
