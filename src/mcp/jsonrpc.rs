@@ -168,6 +168,11 @@ where
                     break;
                 }
             };
+            // A UTF-8 byte order mark (Windows tools write one) is not part of the message.
+            let line = match line.strip_prefix('\u{feff}') {
+                Some(rest) => rest.to_string(),
+                None => line,
+            };
             if line.trim().is_empty() {
                 continue;
             }
@@ -293,7 +298,9 @@ mod tests {
         let ((mut rmcp_in, mut rmcp_out), flushed) = guard(server_in, server_out);
         let mut client = client;
         client
-            .write_all(b"garbage\n{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n")
+            .write_all(
+                "garbage\n\u{feff}{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n".as_bytes(),
+            )
             .await
             .unwrap();
         drop(client);
