@@ -156,17 +156,14 @@ pub struct NoArgs {}
 
 /// `limit` as a number, a numeric string or null (`schema::parse` has checked it).
 fn limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    let v = Option::<serde_json::Value>::deserialize(d)?;
-    match v {
+    match Option::<serde_json::Value>::deserialize(d)? {
         None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::Number(n)) if n.is_i64() => Ok(n.as_i64()),
-        Some(serde_json::Value::String(s)) if s.trim().parse::<i64>().is_ok() => {
-            Ok(s.trim().parse().ok())
-        }
-        Some(other) => Err(serde::de::Error::custom(format!(
-            "limit must be a whole number from 1 to {}, not {other}",
-            query::MAX_LIMIT
-        ))),
+        Some(v) => schema::as_integer(&v).map(Some).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "limit must be a whole number from 1 to {}, not {v}",
+                query::MAX_LIMIT
+            ))
+        }),
     }
 }
 

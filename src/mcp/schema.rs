@@ -405,9 +405,16 @@ fn is_type(v: &Value, t: &str) -> bool {
     }
 }
 
-fn as_integer(v: &Value) -> Option<i64> {
+/// An integer argument's value: a JSON integer, a float with no fraction (`5.0`), or a
+/// numeric string.
+pub fn as_integer(v: &Value) -> Option<i64> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
     match v {
-        Value::Number(n) => n.as_i64(),
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < EXACT)
+                .map(|f| f as i64)
+        }),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
@@ -523,6 +530,10 @@ mod tests {
         assert_eq!(m, "argument 'word' must be a string, not the number 5");
         let m = refusal(serde_json::json!({"word": "a", "n": 9}));
         assert_eq!(m, "argument 'n' is 9, out of range: use 1 to 5");
+        let m = refusal(serde_json::json!({"word": "a", "n": 2.5}));
+        assert!(m.contains("must be a whole number"), "{m}");
+        assert_eq!(as_integer(&serde_json::json!(5.0)), Some(5));
+        assert_eq!(as_integer(&serde_json::json!(" 7 ")), Some(7));
         let m = refusal(serde_json::json!({"word": "a", "n": "ten"}));
         assert!(m.contains("must be a whole number"), "{m}");
         let m = refusal(serde_json::json!({"word": "a", "kind": "green"}));

@@ -675,6 +675,8 @@ async def check_contract_calls(c: Client) -> None:
     ck.eq(await lenient({"limit": None, "platform": None, "since": None}), dflt, "null optional arguments are ignored")
     ck.eq(len(await lenient({"platform": "", "limit": 500})), N_SESSIONS, "platform '' means any")
     ck.eq(len(await lenient({"limit": "2"})), 2, "limit '2' is 2")
+    ck.eq(len(await lenient({"limit": 3.0})), 3, "limit 3.0 is 3")
+    await c.refused("list_sessions", {"limit": 2.5}, "whole number")
 
     page = await c.ok("search_conversations", {"query": "the"})
     ck.eq(len(page.get("hits", [])), SEARCH_PAGE, "search_conversations default page size")
