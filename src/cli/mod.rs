@@ -458,13 +458,17 @@ async fn serve(cfg: Config, args: ServeArgs) -> anyhow::Result<()> {
 /// One MCP session over stdio, until stdin closes.
 async fn serve_stdio(server: Telemetry) -> anyhow::Result<()> {
     // Stdin may close before (or during) the handshake: the caller stops cleanly either way.
+    // Lines are checked first (`mcp::jsonrpc`: the JSON-RPC error codes rmcp gets wrong).
+    let (transport, flushed) = crate::mcp::jsonrpc::stdio();
     let service = server
-        .serve(rmcp::transport::stdio())
+        .serve(transport)
         .await
         .context("starting the MCP stdio transport")?;
     if let Err(e) = service.waiting().await {
         tracing::warn!(error = %e, "MCP session ended with an error");
     }
+    // The last responses reach stdout before the process exits.
+    let _ = tokio::time::timeout(Duration::from_secs(2), flushed).await;
     Ok(())
 }
 

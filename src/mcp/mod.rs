@@ -1,16 +1,17 @@
 //! The MCP server: read-only tools, a thin adapter over `query`.
 //!
 //! Transport-agnostic: [`Telemetry`] is an rmcp `ServerHandler`; `serve` runs it over stdio
-//! and [`http`] serves the same handler over Streamable HTTP. Tool failures are tool results with
-//! `isError: true` and a message an assistant can act on; they never carry
-//! `structuredContent` of another shape (invariant 2, 10).
+//! behind [`jsonrpc::guard`], and [`http`] serves the same handler over Streamable HTTP. Tool
+//! failures are tool results with `isError: true` and a message an assistant can act on; they
+//! never carry `structuredContent` of another shape (invariant 2, 10). Arguments are checked
+//! against the published input schema first ([`schema`]), so a wrong argument is such a result
+//! too, naming the argument and what the tool takes.
 
 pub mod http;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{Json, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -20,9 +21,14 @@ use crate::query::status::{PipelineStatus, pipeline_status};
 use crate::query::time::{GroupBy, Tz};
 use crate::query::usage::UsageWindow;
 use crate::query::{
-    self, Filter, Metrics, QueryError, SearchResult, SessionList, SessionSummary, ToolStats,
+    self, Filter, Metrics, QueryError, Role, SearchResult, SessionList, SessionSummary, ToolStats,
 };
 use crate::queue::Queue;
+
+pub mod jsonrpc;
+pub mod schema;
+
+use schema::Parameters;
 
 /// What the tools need: where the database is, Redis for metrics and status, the privacy mode.
 pub struct State {
@@ -38,81 +44,142 @@ pub struct Telemetry {
     state: Arc<State>,
 }
 
+/// A platform argument.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PlatformArg {
+    ClaudeCode,
+    Cursor,
+}
+
+impl PlatformArg {
+    fn name(p: Option<PlatformArg>) -> Option<String> {
+        p.map(|p| match p {
+            PlatformArg::ClaudeCode => "claude_code".to_string(),
+            PlatformArg::Cursor => "cursor".to_string(),
+        })
+    }
+}
+
+// The argument structs: every field documented (the doc is the schema's description), no
+// unknown field accepted (`schema::parse` refuses it by name first).
+
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ListSessionsArgs {
-    /// Only sessions active at or after this ISO date or date-time.
+    /// Active from this date (YYYY-MM-DD) or RFC 3339 time.
     pub since: Option<String>,
-    /// Only sessions active before the end of this ISO date (or before this date-time).
+    /// Active through this date, or before this time.
     pub until: Option<String>,
-    /// `claude_code` or `cursor`.
-    pub platform: Option<String>,
+    /// IANA zone of the dates (default: local); results are UTC.
+    pub timezone: Option<String>,
+    /// Only this assistant.
+    pub platform: Option<PlatformArg>,
     /// Substring of the project path.
     pub project: Option<String>,
-    /// Page size, 1-500 (default 50).
+    /// Page size (default 5).
     #[serde(default, deserialize_with = "limit")]
-    #[schemars(with = "Option<i64>")]
+    #[schemars(with = "Option<i64>", range(min = 1, max = query::MAX_LIMIT))]
     pub limit: Option<i64>,
-    /// `next_cursor` from the previous page.
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SessionArgs {
     /// A session id from list_sessions.
     pub session_id: String,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MetricsArgs {
-    /// day (default), week, month, model, project, platform or session.
-    pub group_by: Option<String>,
-    /// IANA time zone for day/week/month boundaries (default: the machine's zone).
+    /// Rows per period (weeks start Monday) or key (default day).
+    pub group_by: Option<GroupBy>,
+    /// IANA zone of the dates and periods (default: local).
     pub timezone: Option<String>,
+    /// From this date (YYYY-MM-DD) or RFC 3339 time.
     pub since: Option<String>,
+    /// Through this date, or before this time.
     pub until: Option<String>,
-    pub platform: Option<String>,
+    /// Only this assistant.
+    pub platform: Option<PlatformArg>,
+    /// Substring of the project path.
     pub project: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SearchArgs {
-    /// Words and "quoted phrases"; OR and NOT work; word* matches a prefix.
+    /// Words and "quoted phrases"; OR, NOT; word* for a prefix.
+    #[schemars(length(max = query::MAX_QUERY_CHARS))]
     pub query: String,
+    /// Only user text (prompts) or only assistant prose.
+    pub role: Option<Role>,
+    /// From this date (YYYY-MM-DD) or RFC 3339 time.
     pub since: Option<String>,
+    /// Through this date, or before this time.
     pub until: Option<String>,
-    pub platform: Option<String>,
+    /// IANA zone of the dates (default: local).
+    pub timezone: Option<String>,
+    /// Only this assistant.
+    pub platform: Option<PlatformArg>,
+    /// Substring of the project path.
     pub project: Option<String>,
-    /// Page size, 1-500 (default 20).
+    /// Page size (default 8).
     #[serde(default, deserialize_with = "limit")]
-    #[schemars(with = "Option<i64>")]
+    #[schemars(with = "Option<i64>", range(min = 1, max = query::MAX_LIMIT))]
     pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ToolStatsArgs {
+    /// Only this session (an id from list_sessions).
+    pub session_id: Option<String>,
+    /// From this date (YYYY-MM-DD) or RFC 3339 time.
     pub since: Option<String>,
+    /// Through this date, or before this time.
     pub until: Option<String>,
-    pub platform: Option<String>,
+    /// IANA zone of the dates (default: local).
+    pub timezone: Option<String>,
+    /// Only this assistant.
+    pub platform: Option<PlatformArg>,
+    /// Substring of the project path.
     pub project: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NoArgs {}
 
-/// `limit` as a number, a numeric string or null; anything else is refused with the fix.
+/// `limit` as a number, a numeric string or null (`schema::parse` has checked it).
 fn limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    let v = Option::<serde_json::Value>::deserialize(d)?;
-    match v {
+    match Option::<serde_json::Value>::deserialize(d)? {
         None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::Number(n)) if n.is_i64() => Ok(n.as_i64()),
-        Some(serde_json::Value::String(s)) if s.trim().parse::<i64>().is_ok() => {
-            Ok(s.trim().parse().ok())
-        }
-        Some(other) => Err(serde::de::Error::custom(format!(
-            "limit must be a whole number from 1 to 500, not {other}"
-        ))),
+        Some(v) => schema::as_integer(&v).map(Some).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "limit must be a whole number from 1 to {}, not {v}",
+                query::MAX_LIMIT
+            ))
+        }),
     }
+}
+
+/// The time zone and filter of a tool's `timezone`, `since`, `until`, `platform`, `project`.
+fn filter(
+    timezone: Option<&str>,
+    since: Option<&str>,
+    until: Option<&str>,
+    platform: Option<PlatformArg>,
+    project: Option<String>,
+) -> Result<(Tz, Filter), String> {
+    let tz = Tz::parse(timezone).map_err(err)?;
+    let f = Filter::parse(&tz, since, until, PlatformArg::name(platform), project).map_err(err)?;
+    Ok((tz, f))
 }
 
 fn err(e: QueryError) -> String {
@@ -142,66 +209,79 @@ impl Telemetry {
 
 #[tool_router]
 impl Telemetry {
-    /// List coding-assistant sessions (most recent first) with tokens, cost, prompts, tool calls and errors.
-    #[tool(annotations(
+    /// Sessions, most recent first, with tokens, cost, prompts, tool calls and errors.
+    #[tool(
         title = "List sessions",
-        read_only_hint = true,
-        idempotent_hint = true,
-        open_world_hint = false
-    ))]
+        input_schema = schema::input::<ListSessionsArgs>(),
+        output_schema = schema::output::<SessionList>(),
+        annotations(
+            title = "List sessions",
+            read_only_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
     pub async fn list_sessions(
         &self,
         Parameters(a): Parameters<ListSessionsArgs>,
     ) -> Result<Json<SessionList>, String> {
-        let tz = Tz::local();
-        let f = Filter::parse(
-            &tz,
+        let a = a?;
+        let (_, f) = filter(
+            a.timezone.as_deref(),
             a.since.as_deref(),
             a.until.as_deref(),
             a.platform,
             a.project,
-        )
-        .map_err(err)?;
+        )?;
         self.read(|c| query::list_sessions(c, &f, a.limit, a.cursor.as_deref()))
             .map(Json)
     }
-
-    /// One session in detail: totals, tools with error counts and durations, failed tool calls, sub-agents, first prompt, and (from hooks) how it started and ended, compactions, permissions; `reported_cost_usd` is Claude Code's own cost, `unattributed_cost_usd` what compaction and other unrecorded calls cost.
-    #[tool(annotations(
+    /// One session in detail: totals, tools with errors and durations, failed calls, sub-agents, first prompt, and from hooks how it started and ended, compactions, permissions. `reported_cost_usd` is Claude Code's own cost, `unattributed_cost_usd` what unrecorded calls (compaction) cost.
+    #[tool(
         title = "Session summary",
-        read_only_hint = true,
-        idempotent_hint = true,
-        open_world_hint = false
-    ))]
+        input_schema = schema::input::<SessionArgs>(),
+        output_schema = schema::output::<SessionSummary>(),
+        annotations(
+            title = "Session summary",
+            read_only_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
     pub async fn get_session_summary(
         &self,
         Parameters(a): Parameters<SessionArgs>,
     ) -> Result<Json<SessionSummary>, String> {
+        let a = a?;
         self.read(|c| query::session_summary(c, &a.session_id))
             .map(Json)
     }
 
-    /// Tokens, cost (USD), sessions, responses and tool calls grouped by day, week (Monday), month, model, project, platform or session; `reported_cost_usd` / `unattributed_cost_usd` where Claude Code reported its own cost.
-    #[tool(annotations(
+    /// Tokens, cost (USD), sessions, responses and tool calls grouped by day, week, month, model, project, platform or session; `reported_cost_usd` / `unattributed_cost_usd` where Claude Code reported its own cost.
+    #[tool(
         title = "Usage metrics",
-        read_only_hint = true,
-        idempotent_hint = true,
-        open_world_hint = false
-    ))]
+        input_schema = schema::input::<MetricsArgs>(),
+        output_schema = schema::output::<Metrics>(),
+        annotations(
+            title = "Usage metrics",
+            read_only_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
     pub async fn get_metrics(
         &self,
         Parameters(a): Parameters<MetricsArgs>,
     ) -> Result<Json<Metrics>, String> {
-        let tz = Tz::parse(a.timezone.as_deref()).map_err(err)?;
-        let group_by = GroupBy::parse(a.group_by.as_deref().unwrap_or("day")).map_err(err)?;
-        let f = Filter::parse(
-            &tz,
+        let a = a?;
+        let group_by = a.group_by.unwrap_or(GroupBy::Day);
+        let (tz, f) = filter(
+            a.timezone.as_deref(),
             a.since.as_deref(),
             a.until.as_deref(),
             a.platform,
             a.project,
-        )
-        .map_err(err)?;
+        )?;
         f.check().map_err(err)?;
         let buckets = match self.state.queue.as_ref() {
             Some(q) => match query::metric_buckets(&mut q.conn(), &f, group_by).await {
@@ -217,90 +297,162 @@ impl Telemetry {
             .map(Json)
     }
 
-    /// Full-text search over prompts and assistant prose; most relevant first.
-    #[tool(annotations(
+    /// Full-text search over prompts and assistant prose, most relevant first.
+    #[tool(
         title = "Search conversations",
-        read_only_hint = true,
-        idempotent_hint = true,
-        open_world_hint = false
-    ))]
+        input_schema = schema::input::<SearchArgs>(),
+        output_schema = schema::output::<SearchResult>(),
+        annotations(
+            title = "Search conversations",
+            read_only_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
     pub async fn search_conversations(
         &self,
         Parameters(a): Parameters<SearchArgs>,
     ) -> Result<Json<SearchResult>, String> {
-        let tz = Tz::local();
-        let f = Filter::parse(
-            &tz,
+        let a = a?;
+        let (_, f) = filter(
+            a.timezone.as_deref(),
             a.since.as_deref(),
             a.until.as_deref(),
             a.platform,
             a.project,
-        )
-        .map_err(err)?;
+        )?;
         let privacy = self.state.privacy;
-        self.read(|c| query::search(c, &a.query, &f, a.limit, a.cursor.as_deref(), privacy))
-            .map(Json)
+        self.read(|c| {
+            query::search_as(
+                c,
+                &a.query,
+                &f,
+                a.role,
+                a.limit,
+                a.cursor.as_deref(),
+                privacy,
+            )
+        })
+        .map(Json)
     }
 
-    /// Calls, errors and error rate per tool (Bash, Edit, MCP tools, ...), most used first.
-    #[tool(annotations(
+    /// Calls, errors, error rate and durations per tool (Bash, Edit, MCP tools, ...), most used first; of one session with `session_id`.
+    #[tool(
         title = "Tool statistics",
-        read_only_hint = true,
-        idempotent_hint = true,
-        open_world_hint = false
-    ))]
+        input_schema = schema::input::<ToolStatsArgs>(),
+        output_schema = schema::output::<ToolStats>(),
+        annotations(
+            title = "Tool statistics",
+            read_only_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
     pub async fn get_tool_stats(
         &self,
         Parameters(a): Parameters<ToolStatsArgs>,
     ) -> Result<Json<ToolStats>, String> {
-        let tz = Tz::local();
-        let f = Filter::parse(
-            &tz,
+        let a = a?;
+        let (_, f) = filter(
+            a.timezone.as_deref(),
             a.since.as_deref(),
             a.until.as_deref(),
             a.platform,
             a.project,
-        )
-        .map_err(err)?;
-        self.read(|c| query::tool_stats(c, &f)).map(Json)
+        )?;
+        self.read(|c| query::tool_stats(c, &f, a.session_id.as_deref()))
+            .map(Json)
     }
 
     /// Health of the ingestion pipeline: queue depth, consumer lag, dead letters, last event per source, capture lease holder, data freshness.
-    #[tool(annotations(
+    #[tool(
         title = "Pipeline status",
-        read_only_hint = true,
-        idempotent_hint = true,
-        open_world_hint = false
-    ))]
+        input_schema = schema::input::<NoArgs>(),
+        output_schema = schema::output::<PipelineStatus>(),
+        annotations(
+            title = "Pipeline status",
+            read_only_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
     pub async fn get_pipeline_status(
         &self,
-        Parameters(_a): Parameters<NoArgs>,
+        Parameters(a): Parameters<NoArgs>,
     ) -> Result<Json<PipelineStatus>, String> {
+        a?;
         pipeline_status(&self.state.db, self.state.queue.as_ref())
             .await
             .map(Json)
             .map_err(err)
     }
 
-    /// The Claude plan's usage windows now: the current 5-hour block and the 7-day window, each with tokens and cost used, the official used percentage and reset time when the status line captured them (`source: official`, with the sample's age) or an estimate from tokens (`source: estimate`), burn rate and projection to the reset.
-    #[tool(annotations(
+    /// The Claude plan's usage windows now: the current 5-hour block and the 7-day window, each with tokens and cost used, and the official used percentage and reset time from the status line (`source: official`, with the sample's age) or an estimate from tokens (`source: estimate`), burn rate and projection.
+    #[tool(
         title = "Usage windows",
-        read_only_hint = true,
-        idempotent_hint = true,
-        open_world_hint = false
-    ))]
+        input_schema = schema::input::<NoArgs>(),
+        output_schema = schema::output::<UsageWindow>(),
+        annotations(
+            title = "Usage windows",
+            read_only_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
     pub async fn get_usage_window(
         &self,
-        Parameters(_a): Parameters<NoArgs>,
+        Parameters(a): Parameters<NoArgs>,
     ) -> Result<Json<UsageWindow>, String> {
+        a?;
         let now = chrono::Utc::now().timestamp_millis();
         self.read(|c| query::usage::usage_window(c, now)).map(Json)
     }
 }
 
-#[tool_handler(
-    name = "blueplane",
-    version = "0.1.0",
-    instructions = "Local telemetry of Claude Code and Cursor sessions on this machine: sessions, tokens, cost, tool use and errors, the 5-hour and 7-day usage windows, and full-text search over what was said. All tools are read-only."
-)]
-impl rmcp::ServerHandler for Telemetry {}
+/// Shown to clients that display a server's name (`serverInfo.title`).
+pub const TITLE: &str = "Blueplane telemetry";
+
+#[tool_handler]
+impl rmcp::ServerHandler for Telemetry {
+    /// rmcp's router, with an unknown tool refused (-32602) by a message naming the tools.
+    async fn call_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
+        let router = Self::tool_router();
+        if !router.has_route(&request.name) {
+            let mut names: Vec<String> = router
+                .list_all()
+                .into_iter()
+                .map(|t| t.name.to_string())
+                .collect();
+            names.sort();
+            return Err(rmcp::ErrorData::invalid_params(
+                format!(
+                    "unknown tool '{}': the tools are {}",
+                    request.name,
+                    names.join(", ")
+                ),
+                None,
+            ));
+        }
+        let cx = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        router.call(cx).await
+    }
+
+    fn get_info(&self) -> rmcp::model::ServerConfig {
+        rmcp::model::ServerConfig::new(
+            rmcp::model::ServerCapabilities::builder()
+                .enable_tools()
+                .build(),
+        )
+        .with_server_info(
+            rmcp::model::Implementation::new("blueplane", env!("CARGO_PKG_VERSION"))
+                .with_title(TITLE),
+        )
+        .with_instructions(
+            "Local telemetry of Claude Code and Cursor sessions on this machine: sessions, tokens, cost, tool use and errors, the 5-hour and 7-day usage windows, and full-text search over what was said. All tools are read-only.",
+        )
+    }
+}

@@ -93,6 +93,7 @@ pub struct Tokens {
     pub output: i64,
     pub cache_creation: i64,
     pub cache_read: i64,
+    /// input + output + cache_creation + cache_read (cache reads included, as ccusage counts).
     pub total: i64,
 }
 
@@ -149,8 +150,7 @@ pub struct ToolCount {
     pub name: String,
     pub calls: i64,
     pub errors: i64,
-    /// Total and slowest duration of the calls with a known duration (Claude Code's own
-    /// `duration_ms` from hooks, else tool use to tool result).
+    /// Sum and maximum of the known durations (hook `duration_ms`, else tool use to result).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -206,8 +206,7 @@ pub struct SessionSummary {
     pub subagents: i64,
     pub first_prompt: Option<String>,
     pub last_activity: String,
-    /// Whether the session compacted; what compaction (and other calls no assistant line
-    /// records) cost is `unattributed_cost_usd`.
+    /// Whether the session compacted (what that cost is in `unattributed_cost_usd`).
     pub compacted: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<SessionHooks>,
@@ -256,9 +255,8 @@ pub struct Metrics {
     pub timezone: String,
     pub rows: Vec<MetricsRow>,
     pub totals: MetricsTotals,
-    /// Where the figures came from: `redis` (derived metrics, with still-dirty buckets and
-    /// partial edge buckets from SQLite) or `sqlite` (Redis unavailable, or its metrics do not
-    /// match this store yet — they are being rebuilt).
+    /// `redis` (derived metrics; dirty and partial buckets recomputed from SQLite) or `sqlite`
+    /// (Redis unavailable, or its metrics are being rebuilt).
     pub source: String,
 }
 
@@ -287,6 +285,11 @@ pub struct ToolStat {
     pub errors: i64,
     /// errors / calls, 0 when there are no calls.
     pub error_rate: f64,
+    /// Total and slowest duration of the calls with a known duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -300,7 +303,34 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-const MAX_LIMIT: i64 = 500;
+/// The largest page any paged query returns.
+pub const MAX_LIMIT: i64 = 500;
+/// Default page of `list_sessions` for MCP: a session is about 0.5 KB of JSON, sent twice
+/// (structured and as text), so five keep a default call near 5 KB (docs/BENCHMARKS.md). The
+/// CLI passes its own limit.
+pub const SESSIONS_PAGE: i64 = 5;
+/// Default page of `search`: a hit is about 0.3 KB of JSON, sent twice; eight stay near 5 KB.
+pub const SEARCH_PAGE: i64 = 8;
+/// The longest search query, in characters: more is not a search but a paste, and FTS5's
+/// cost grows with the number of terms.
+pub const MAX_QUERY_CHARS: usize = 1000;
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
 
 fn limit_of(limit: Option<i64>, default: i64) -> Result<i64> {
     match limit {
@@ -338,7 +368,7 @@ pub fn list_sessions(
     cursor: Option<&str>,
 ) -> Result<SessionList> {
     f.check()?;
-    let limit = limit_of(limit, 50)?;
+    let limit = limit_of(limit, SESSIONS_PAGE)?;
     let offset = offset_cursor(cursor)?;
     let mut sql = String::from(
         "SELECT session_id, platform, project_path, started_at, ended_at, title, first_prompt
@@ -1013,9 +1043,32 @@ pub fn search(
     cursor: Option<&str>,
     privacy: crate::privacy::PrivacyMode,
 ) -> Result<SearchResult> {
+    search_as(conn, query, f, None, limit, cursor, privacy)
+}
+
+/// [`search`] restricted to the messages of one role (prompts and other user text, or the
+/// assistant's prose) when `role` is given.
+///
+/// # Errors
+/// Invalid query syntax, a query over [`MAX_QUERY_CHARS`], or SQLite errors.
+pub fn search_as(
+    conn: &Connection,
+    query: &str,
+    f: &Filter,
+    role: Option<Role>,
+    limit: Option<i64>,
+    cursor: Option<&str>,
+    privacy: crate::privacy::PrivacyMode,
+) -> Result<SearchResult> {
     f.check()?;
-    let limit = limit_of(limit, 20)?;
+    let limit = limit_of(limit, SEARCH_PAGE)?;
     let offset = offset_cursor(cursor)?;
+    let chars = query.chars().count();
+    if chars > MAX_QUERY_CHARS {
+        return Err(QueryError::Invalid(format!(
+            "the search query has {chars} characters, more than the {MAX_QUERY_CHARS} allowed: search for a few distinctive words or a quoted phrase"
+        )));
+    }
     let expr = fts_query(query)?;
     let mut sql = String::from(
         "SELECT m.session_id, m.platform, s.project_path, m.ts, m.role,
@@ -1036,6 +1089,10 @@ pub fn search(
             project: "s.project_path",
         },
     );
+    if let Some(r) = role {
+        sql.push_str(" AND m.role = ?");
+        args.push(r.as_str().to_string().into());
+    }
     sql.push_str(" ORDER BY rank, m.ts DESC LIMIT ? OFFSET ?");
     args.push((limit + 1).into());
     args.push(offset.into());
@@ -1076,16 +1133,30 @@ pub fn search(
     })
 }
 
-/// Calls and errors per tool, most used first.
+/// Calls, errors and durations per tool, most used first; of one session when `session_id`
+/// is given.
 ///
 /// # Errors
-/// Invalid arguments or SQLite errors.
-pub fn tool_stats(conn: &Connection, f: &Filter) -> Result<ToolStats> {
+/// Invalid arguments, [`QueryError::UnknownSession`], or SQLite errors.
+pub fn tool_stats(conn: &Connection, f: &Filter, session_id: Option<&str>) -> Result<ToolStats> {
     f.check()?;
     let mut sql = String::from(
-        "SELECT name, count(*), coalesce(sum(failed), 0) FROM tool_calls WHERE name IS NOT NULL",
+        "SELECT name, count(*), coalesce(sum(failed), 0), sum(took_ms), max(took_ms)
+         FROM tool_calls WHERE name IS NOT NULL",
     );
     let mut args: Vec<SqlValue> = Vec::new();
+    if let Some(id) = session_id {
+        let known: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sessions WHERE session_id = ?1)",
+            [id],
+            |r| r.get(0),
+        )?;
+        if !known {
+            return Err(QueryError::UnknownSession(id.to_string()));
+        }
+        sql.push_str(" AND session_id = ?");
+        args.push(id.to_string().into());
+    }
     push_filter(&mut sql, &mut args, f, &TOOL_COLS);
     sql.push_str(" GROUP BY name ORDER BY count(*) DESC, name");
     let tools = conn
@@ -1102,6 +1173,8 @@ pub fn tool_stats(conn: &Connection, f: &Filter) -> Result<ToolStats> {
                 } else {
                     0.0
                 },
+                total_ms: r.get(3)?,
+                max_ms: r.get(4)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -1123,6 +1196,99 @@ mod tests {
         assert!(fts_query("\"open").is_err());
         assert!(fts_query("   ").is_err());
         assert!(fts_query("OR").is_err());
+    }
+
+    fn store() -> (tempfile::TempDir, Connection) {
+        let d = tempfile::tempdir().unwrap();
+        let c = crate::store::open_writer(&d.path().join("t.db")).unwrap();
+        for (id, start) in [("s1", 1_000), ("s2", 2_000)] {
+            c.execute(
+                "INSERT INTO sessions (session_id, platform, started_at, ended_at) VALUES (?1, 'claude_code', ?2, ?2 + 500)",
+                rusqlite::params![id, start],
+            )
+            .unwrap();
+        }
+        // s1: two Bash calls (one failed, 40 + 60 ms); s2: one Bash, one Read.
+        for (tu, sid, name, start, took, err) in [
+            ("t1", "s1", "Bash", 1_000, 40, 0),
+            ("t2", "s1", "Bash", 1_100, 60, 1),
+            ("t3", "s2", "Bash", 2_000, 10, 0),
+            ("t4", "s2", "Read", 2_100, 5, 0),
+        ] {
+            c.execute(
+                "INSERT INTO tool_calls (tool_use_id, session_id, platform, name, started_at, finished_at, is_error)
+                 VALUES (?1, ?2, 'claude_code', ?3, ?4, ?4 + ?5, ?6)",
+                rusqlite::params![tu, sid, name, start, took, err],
+            )
+            .unwrap();
+        }
+        for (i, (role, text)) in [
+            ("user", "deploy the retry budget"),
+            ("assistant", "the retry budget is deployed"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            c.execute(
+                "INSERT INTO messages (rowid, event_id, session_id, platform, role, is_prompt, ts, text)
+                 VALUES (?1, ?2, 's1', 'claude_code', ?3, 0, 1000, ?4)",
+                rusqlite::params![i as i64 + 1, format!("e{i}"), role, text],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO messages_fts (rowid, text) VALUES (?1, ?2)",
+                rusqlite::params![i as i64 + 1, text],
+            )
+            .unwrap();
+        }
+        (d, c)
+    }
+
+    #[test]
+    fn tool_stats_of_one_session_with_durations() {
+        let (_d, c) = store();
+        let f = Filter::default();
+        let all = tool_stats(&c, &f, None).unwrap().tools;
+        assert_eq!(
+            all.iter()
+                .map(|t| (t.name.as_str(), t.calls))
+                .collect::<Vec<_>>(),
+            [("Bash", 3), ("Read", 1)]
+        );
+        let s1 = tool_stats(&c, &f, Some("s1")).unwrap().tools;
+        assert_eq!(s1.len(), 1);
+        let b = &s1[0];
+        assert_eq!(
+            (b.name.as_str(), b.calls, b.errors, b.total_ms, b.max_ms),
+            ("Bash", 2, 1, Some(100), Some(60))
+        );
+        assert!(matches!(
+            tool_stats(&c, &f, Some("nope")),
+            Err(QueryError::UnknownSession(_))
+        ));
+    }
+
+    #[test]
+    fn search_by_role_and_the_query_cap() {
+        let (_d, c) = store();
+        let f = Filter::default();
+        let p = crate::privacy::PrivacyMode::Standard;
+        let roles = |role| {
+            search_as(&c, "retry budget", &f, role, None, None, p)
+                .unwrap()
+                .hits
+                .into_iter()
+                .map(|h| h.role)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(roles(None).len(), 2);
+        assert_eq!(roles(Some(Role::User)), ["user"]);
+        assert_eq!(roles(Some(Role::Assistant)), ["assistant"]);
+        let long = "word ".repeat(MAX_QUERY_CHARS / 5 + 1);
+        let e = search(&c, &long, &f, None, None, p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("1000 allowed"), "{e}");
     }
 
     #[test]

@@ -4,8 +4,9 @@ use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeZone};
 
 use super::QueryError;
 
-/// How `get_metrics` groups rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How `get_metrics` groups rows (as an MCP argument: the lowercase names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum GroupBy {
     Day,
     Week,

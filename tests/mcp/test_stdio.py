@@ -25,7 +25,16 @@ What it checks (BRIEF §2 invariants 2 and 10, §5 tool contract):
   * pagination of list_sessions and search_conversations (`limit` + `next_cursor`);
   * refusals (`isError: true`, a non-empty message, no `structuredContent`) for an unknown
     session, bad search syntax, an unknown time zone, a bad group_by, bad dates and limits;
-  * an unknown tool and wrongly typed arguments give an error and the server keeps serving.
+  * an unknown tool and wrongly typed arguments give an error and the server keeps serving;
+  * the tool contract: an unknown argument, a wrong type, an out-of-range limit, a bad enum
+    value and a 200,000-word query are each an isError result naming the argument and what it
+    takes; serverInfo has the crate version and a title, every tool a title; input schemas
+    describe every argument, with enums, limit bounds, the query's maxLength, no `$defs` and
+    no nullable arrays on optional fields; session_id (get_tool_stats), role
+    (search_conversations) and timezone (list_sessions, search, tool stats) work; default
+    pages; over raw JSON-RPC: the tools/list budget, every default call under 8 KB, and the
+    error codes -32700, -32600 with the id, -32602 (tools/call params, unknown tool, tools/list
+    cursor), -32601.
 
 Prints one summary line and exits 1 on any failure.
 """
@@ -38,8 +47,10 @@ import json
 import math
 import os
 import sqlite3
+import queue
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -75,6 +86,17 @@ N_SESSIONS = 6
 GRAND_TOTAL_TOKENS = 356824
 GRAND_TOTAL_TOOL_CALLS = 20
 GRAND_TOTAL_TOOL_ERRORS = 2
+
+# The tool contract (src/mcp/mod.rs, src/mcp/schema.rs, src/query/mod.rs).
+SESSIONS_PAGE = 5  # list_sessions' default page
+SEARCH_PAGE = 8  # search_conversations' default page
+MAX_LIMIT = 500
+MAX_QUERY_CHARS = 1000
+# Bytes of the tools/list result as the server writes it (compact JSON): 20,341 before the
+# contract work, 19,037 after it (docs/BENCHMARKS.md). A change that needs more than this
+# budget says why, here and in BENCHMARKS.
+TOOLS_LIST_BUDGET = 19_500
+DEFAULT_CALL_BUDGET = 8_192  # bytes of a tool's default call result on the fixtures
 
 # Checks that fail because of a bug already reported to the maintainers. They are printed as
 # "KNOWN BUG" instead of failing the run; when one starts to pass the run says so, and the
@@ -344,7 +366,9 @@ async def check_sessions(c: Client) -> None:
         starts == sorted(starts, reverse=True) or [s["ended_at"] for s in sessions] == sorted([s["ended_at"] for s in sessions], reverse=True),
         f"list_sessions is most recent first: {starts}",
     )
-    ck.eq(await c.ok("list_sessions", {}), full, "list_sessions({}) = list_sessions(limit=500) (default limit 50)")
+    dflt = await c.ok("list_sessions", {})
+    ck.eq(dflt.get("sessions"), sessions[:SESSIONS_PAGE], f"list_sessions({{}}) = the first {SESSIONS_PAGE} (default page)")
+    ck.eq(dflt.get("next_cursor"), f"o:{SESSIONS_PAGE}", "list_sessions({}) says there is more")
 
     # Pagination: limit=2, follow next_cursor until it is null.
     pages: list[list[str]] = []
@@ -379,7 +403,7 @@ async def check_sessions(c: Client) -> None:
     )
     ck.eq(len(day.get("sessions", [])), 2, "list_sessions(2026-02-10) count")
     ck.eq((await c.ok("list_sessions", {"platform": "cursor"})).get("sessions"), [], "list_sessions(platform=cursor)")
-    cc = await c.ok("list_sessions", {"platform": "claude_code"})
+    cc = await c.ok("list_sessions", {"platform": "claude_code", "limit": 500})
     ck.eq(len(cc.get("sessions", [])), N_SESSIONS, "list_sessions(platform=claude_code) count")
     proj = await c.ok("list_sessions", {"project": "spotter-worktrees"})
     ck.check(
@@ -566,6 +590,247 @@ async def check_errors(c: Client) -> None:
     ck.check(ping is not None, "ping after the bad calls")
 
 
+def compact_bytes(v: Any) -> int:
+    """Bytes of `v` as compact JSON (how the server writes it)."""
+    return len(json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+async def check_contract_schemas(c: Client, bin_path: str, init: Any) -> None:
+    """serverInfo, titles, and what the input schemas promise."""
+    ck = c.ck
+    version = subprocess.run([bin_path, "--version"], capture_output=True, text=True, timeout=30).stdout.split()[-1]
+    ck.eq(init.server_info.version, version, "serverInfo.version is the crate version")
+    ck.check(bool(init.server_info.title), f"serverInfo.title: {init.server_info.title!r}")
+    listed = await c.s.list_tools()
+    by_name = {t.name: t for t in listed.tools}
+    for t in listed.tools:
+        ck.check(bool(t.title), f"{t.name}: has a title")
+        schema = t.input_schema
+        ck.check("$defs" not in schema and "$ref" not in json.dumps(schema), f"{t.name}: inputSchema has no shared definitions")
+        ck.eq(schema.get("additionalProperties"), False, f"{t.name}: inputSchema refuses unknown properties")
+        required = set(schema.get("required", []))
+        for name, p in schema.get("properties", {}).items():
+            ck.check(bool(p.get("description")), f"{t.name}.{name}: has a description")
+            if name not in required:
+                ck.check(not isinstance(p.get("type"), list), f"{t.name}.{name}: optional, so not a nullable type array: {p.get('type')}")
+            if name == "platform":
+                ck.eq(p.get("enum"), ["claude_code", "cursor"], f"{t.name}.platform enum")
+            if name == "limit":
+                ck.eq((p.get("type"), p.get("minimum"), p.get("maximum")), ("integer", 1, MAX_LIMIT), f"{t.name}.limit bounds")
+        for kind in ("inputSchema", "outputSchema"):
+            sch = schema if kind == "inputSchema" else (t.output_schema or {})
+            ck.check("$schema" not in sch, f"{t.name}: {kind} has no $schema (MCP's default dialect is 2020-12)")
+    props = lambda n: by_name[n].input_schema.get("properties", {}) if n in by_name else {}  # noqa: E731
+    ck.eq(
+        props("get_metrics").get("group_by", {}).get("enum"),
+        ["day", "week", "month", "model", "project", "platform", "session"],
+        "get_metrics.group_by enum",
+    )
+    ck.eq(props("search_conversations").get("role", {}).get("enum"), ["user", "assistant"], "search_conversations.role enum")
+    ck.eq(props("search_conversations").get("query", {}).get("maxLength"), MAX_QUERY_CHARS, "search query maxLength")
+    for tool, arg in (("get_tool_stats", "session_id"), ("list_sessions", "timezone"), ("search_conversations", "timezone")):
+        ck.check(arg in props(tool), f"{tool} takes {arg}")
+    tokens = json.dumps(by_name["list_sessions"].output_schema) if "list_sessions" in by_name else ""
+    ck.check("cache_read" in tokens and "ccusage" in tokens, "tokens.total is described (cache reads included)")
+
+
+async def check_contract_calls(c: Client) -> None:
+    """Refusals that name the argument, and the new arguments doing what they say."""
+    ck = c.ck
+    # Unknown arguments: refused by name, with the arguments the tool takes.
+    m = await c.refused("get_pipeline_status", {"verbose": True}, "verbose")
+    ck.check("takes no arguments" in m, f"get_pipeline_status(verbose) says it takes none: {m!r}")
+    m = await c.refused("list_sessions", {"sessionId": "x"}, "sessionId")
+    ck.check(all(a in m for a in ("since", "until", "timezone", "limit", "cursor")), f"unknown-argument message lists the arguments: {m!r}")
+    await c.refused("get_metrics", {"group_by": "day", "tz": "UTC"}, "'tz'")
+    # Wrong types, enums, bounds, lengths.
+    m = await c.refused("get_session_summary", {"session_id": 5}, "session_id")
+    ck.check("string" in m, f"wrong type names the type: {m!r}")
+    m = await c.refused("list_sessions", {"limit": "ten"}, "limit")
+    ck.check("whole number" in m, f"limit: 'ten' says what it takes: {m!r}")
+    for tool, extra in (("list_sessions", {}), ("search_conversations", {"query": "phoenix"})):
+        for bad in (0, -3, MAX_LIMIT + 1):
+            m = await c.refused(tool, {**extra, "limit": bad}, "limit")
+            ck.check(f"1 to {MAX_LIMIT}" in m, f"{tool}(limit={bad}) gives the range: {m!r}")
+    m = await c.refused("get_metrics", {"group_by": "fortnight"}, "fortnight")
+    ck.check("day, week, month" in m, f"bad group_by lists the values: {m!r}")
+    m = await c.refused("get_tool_stats", {"platform": "emacs"}, "emacs")
+    ck.check("claude_code, cursor" in m, f"bad platform lists the values: {m!r}")
+    await c.refused("search_conversations", {"query": "phoenix", "role": "system"}, "role")
+    huge = " ".join(["word"] * 200_000)
+    started = time.monotonic()
+    m = await c.refused("search_conversations", {"query": huge}, "query")
+    ck.check(str(MAX_QUERY_CHARS) in m, f"a 200,000-word query is refused with the cap: {m[:200]!r}")
+    ck.check(len(m) < 400, f"the refusal does not echo the query ({len(m)} chars)")
+    ck.check(time.monotonic() - started < 10, "the huge query is refused quickly")
+    # Leniency beyond the schema, for clients that send what a model wrote: null (and "" for
+    # an enum) mean "not given", and a numeric string is a number.
+    async def lenient(args: dict[str, Any]) -> list[Any]:
+        res = await c.raw("list_sessions", args)
+        ok = not isinstance(res, MCPError) and not res.is_error and isinstance(res.structured_content, dict)
+        ck.check(ok, f"list_sessions({args}) is accepted: {short(res if isinstance(res, MCPError) else res.content)}")
+        return res.structured_content.get("sessions", []) if ok else []
+
+    dflt = (await c.ok("list_sessions", {})).get("sessions")
+    ck.eq(await lenient({"limit": None, "platform": None, "since": None}), dflt, "null optional arguments are ignored")
+    ck.eq(len(await lenient({"platform": "", "limit": 500})), N_SESSIONS, "platform '' means any")
+    ck.eq(len(await lenient({"limit": "2"})), 2, "limit '2' is 2")
+    ck.eq(len(await lenient({"limit": 3.0})), 3, "limit 3.0 is 3")
+    await c.refused("list_sessions", {"limit": 2.5}, "whole number")
+
+    page = await c.ok("search_conversations", {"query": "the"})
+    ck.eq(len(page.get("hits", [])), SEARCH_PAGE, "search_conversations default page size")
+    ck.check(page.get("next_cursor") is not None, "search_conversations(the) has a next page")
+
+    # get_tool_stats(session_id): that session's tools, with durations, as in its summary.
+    summ = await c.ok("get_session_summary", {"session_id": SESSION_ID})
+    one = await c.ok("get_tool_stats", {"session_id": SESSION_ID})
+    want = {t["name"]: (t["calls"], t["errors"], t.get("total_ms"), t.get("max_ms")) for t in summ.get("tools", [])}
+    got = {t["name"]: (t["calls"], t["errors"], t.get("total_ms"), t.get("max_ms")) for t in one.get("tools", [])}
+    ck.eq(got, want, "get_tool_stats(session_id) = the session summary's tools (calls, errors, total_ms, max_ms)")
+    ck.check(sum(v[0] for v in got.values()) < GRAND_TOTAL_TOOL_CALLS, "get_tool_stats(session_id) is not the global figure")
+    ck.check(any(v[2] is not None for v in got.values()), f"get_tool_stats exposes durations: {got}")
+    await c.refused("get_tool_stats", {"session_id": "no-such-session-0000"}, "no-such-session-0000")
+    ck.eq((await c.ok("get_tool_stats", {"session_id": SESSION_ID, "since": "2027-01-01"})).get("tools"), [], "session_id and since combine")
+
+    # search_conversations(role): each role's hits, which together are all hits.
+    every = (await c.ok("search_conversations", {"query": "phoenix", "limit": MAX_LIMIT})).get("hits", [])
+    by_role: dict[str, list[Any]] = {}
+    for role in ("user", "assistant"):
+        hits = (await c.ok("search_conversations", {"query": "phoenix", "role": role, "limit": MAX_LIMIT})).get("hits", [])
+        ck.check(bool(hits) and all(h["role"] == role for h in hits), f"search role={role}: only {role} hits ({[h['role'] for h in hits]})")
+        by_role[role] = hits
+    ck.eq(len(by_role["user"]) + len(by_role["assistant"]), len(every), "user hits + assistant hits = all hits")
+
+    # timezone moves the day boundary of since/until; timestamps stay UTC.
+    # The fixture sessions of 2026-02-10 run 21:11-21:16Z and 22:57-22:59Z: on 2026-02-11 in
+    # Kathmandu (+05:45), not in UTC.
+    utc = await c.ok("list_sessions", {"since": "2026-02-11", "until": "2026-02-11", "timezone": "UTC"})
+    ktm = await c.ok("list_sessions", {"since": "2026-02-11", "until": "2026-02-11", "timezone": "Asia/Kathmandu"})
+    ck.eq(utc.get("sessions"), [], "list_sessions(2026-02-11, UTC) is empty")
+    kids = [s["session_id"] for s in ktm.get("sessions", [])]
+    ck.check(SESSION_ID in kids and len(kids) == 2, f"list_sessions(2026-02-11, Asia/Kathmandu) has the two sessions of 2026-02-10Z: {kids}")
+    ck.check(all(s["started_at"].endswith("Z") for s in ktm.get("sessions", [])), "timestamps stay RFC 3339 UTC")
+    await c.refused("list_sessions", {"timezone": "Mars/Base"}, "Mars/Base")
+    k_hits = (await c.ok("search_conversations", {"query": "phoenix", "since": "2026-02-11", "timezone": "Asia/Kathmandu", "limit": MAX_LIMIT})).get("hits", [])
+    u_hits = (await c.ok("search_conversations", {"query": "phoenix", "since": "2026-02-11", "timezone": "UTC", "limit": MAX_LIMIT})).get("hits", [])
+    ck.check(len(k_hits) > len(u_hits), f"search since=2026-02-11 follows timezone: {len(k_hits)} (Kathmandu) vs {len(u_hits)} (UTC)")
+    k_tools = await c.ok("get_tool_stats", {"since": "2026-02-11", "until": "2026-02-11", "timezone": "Asia/Kathmandu"})
+    ck.check(sum(t["calls"] for t in k_tools.get("tools", [])) > 0, "get_tool_stats follows timezone")
+
+
+class RawServer:
+    """`blueplane serve` driven with raw JSON-RPC lines (no SDK), for wire-level checks."""
+
+    def __init__(self, bin_path: str, env: dict[str, str]) -> None:
+        self.p = subprocess.Popen(
+            [bin_path, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+        )
+        self.lines: queue.Queue[bytes] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.unmatched: list[dict[str, Any]] = []
+
+    def _read(self) -> None:
+        assert self.p.stdout is not None
+        for line in self.p.stdout:
+            self.lines.put(line)
+
+    def send(self, line: str | dict[str, Any]) -> None:
+        assert self.p.stdin is not None
+        self.p.stdin.write((line if isinstance(line, str) else json.dumps(line)).encode() + b"\n")
+        self.p.stdin.flush()
+
+    def next(self, timeout: float = CALL_TIMEOUT_S) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.lines.get(timeout=timeout))
+        except queue.Empty:
+            return None
+
+    def call(self, msg: str | dict[str, Any], timeout: float = CALL_TIMEOUT_S) -> dict[str, Any] | None:
+        """Sends one message; returns its response: the one with its id, or an error without
+        an id (what a server that lost the id sends). None when nothing comes within `timeout`."""
+        self.send(msg)
+        want = msg.get("id") if isinstance(msg, dict) else None
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            r = self.next(left)
+            if r is None:
+                return None
+            if "id" not in r or r.get("id") is None or r.get("id") == want:
+                return r
+        return None
+
+    def close(self) -> None:
+        assert self.p.stdin is not None
+        self.p.stdin.close()
+        try:
+            self.p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+
+
+def check_raw_json_rpc(bin_path: str, env: dict[str, str], ck: Checker) -> None:
+    """tools/list and default-call sizes on the wire, and JSON-RPC error codes."""
+    srv = RawServer(bin_path, env)
+    try:
+        init = srv.call(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+            }
+        )
+        if not ck.check(init is not None and "result" in init, f"raw initialize: {short(init)}"):
+            return
+        srv.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        listed = srv.call({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}) or {}
+        size = compact_bytes(listed.get("result"))
+        print(f"  tools/list result: {size} bytes (budget {TOOLS_LIST_BUDGET})", flush=True)
+        ck.check(size <= TOOLS_LIST_BUDGET, f"tools/list result is {size} bytes, over the budget of {TOOLS_LIST_BUDGET}")
+        defaults = {
+            "list_sessions": {},
+            "get_session_summary": {"session_id": SESSION_ID},
+            "get_metrics": {},
+            "search_conversations": {"query": "the"},
+            "get_tool_stats": {},
+            "get_pipeline_status": {},
+            "get_usage_window": {},
+        }
+        for i, (name, args) in enumerate(defaults.items()):
+            r = srv.call({"jsonrpc": "2.0", "id": 100 + i, "method": "tools/call", "params": {"name": name, "arguments": args}}) or {}
+            n = compact_bytes(r.get("result"))
+            print(f"  {name} default call: {n} bytes", flush=True)
+            ck.check(r.get("result", {}).get("isError") is not True, f"raw {name}({args}) succeeds: {short(r)}")
+            ck.check(n <= DEFAULT_CALL_BUDGET, f"{name} default call is {n} bytes, over {DEFAULT_CALL_BUDGET}")
+
+        def code(r: dict[str, Any] | None) -> Any:
+            return (r or {}).get("error", {}).get("code")
+
+        # rmcp 3.11 alone gets the first three wrong (no answer, -32600 without the id,
+        # -32601) and ignores the cursor; src/mcp/jsonrpc.rs answers them.
+        r = srv.call("this is not JSON {{{", timeout=5)
+        ck.eq(code(r), -32700, "malformed JSON -> -32700")
+        ck.check(r is not None and "id" in r and r["id"] is None, f"a parse error has id null: {short(r)}")
+        r = srv.call({"jsonrpc": "2.0", "id": 7, "method": 42})
+        ck.check(code(r) == -32600, f"invalid request -> -32600: {short(r)}")
+        ck.eq((r or {}).get("id"), 7, "invalid request: the error carries the request's id")
+        r = srv.call({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"arguments": {}}})
+        ck.eq(code(r), -32602, "tools/call without a name -> -32602")
+        r = srv.call({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "no_such_tool", "arguments": {}}})
+        ck.eq(code(r), -32602, "tools/call of an unknown tool -> -32602")
+        msg = (r or {}).get("error", {}).get("message", "")
+        ck.check("no_such_tool" in msg and "list_sessions" in msg, f"the unknown-tool error names it and the tools: {msg!r}")
+        r = srv.call({"jsonrpc": "2.0", "id": 10, "method": "tools/list", "params": {"cursor": "bogus"}})
+        ck.eq(code(r), -32602, "tools/list with a bogus cursor -> -32602")
+        r = srv.call({"jsonrpc": "2.0", "id": 11, "method": "no/such/method"})
+        ck.eq(code(r), -32601, "unknown method -> -32601")
+        r = srv.call({"jsonrpc": "2.0", "id": 12, "method": "ping"})
+        ck.eq((r or {}).get("id"), 12, "raw server still answers after the bad requests")
+    finally:
+        srv.close()
+
+
 async def run(args: argparse.Namespace, ck: Checker) -> Client:
     env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
     params = StdioServerParameters(command=args.bin, args=["serve"], env=env)
@@ -582,6 +847,8 @@ async def run(args: argparse.Namespace, ck: Checker) -> Client:
             await check_tools_and_status(c)
             await check_usage_window(c)
             await check_errors(c)
+            await check_contract_schemas(c, args.bin, init)
+            await check_contract_calls(c)
             return c
 
 
@@ -610,6 +877,9 @@ def main() -> int:
     try:
         client = anyio.run(top)
         calls = client.calls
+        env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
+        env["PATH"] = os.environ.get("PATH", "")
+        check_raw_json_rpc(args.bin, env, ck)
     except BaseException as e:  # a crash of the client or the server: report it as a failure
         ck.check(False, f"session aborted: {type(e).__name__}: {e}")
     elapsed_ms = (time.monotonic() - start) * 1000
