@@ -37,9 +37,10 @@ pub struct ClaudeArgs {
     /// Replace an existing status line (uninstall puts it back).
     #[arg(long)]
     pub statusline: bool,
-    /// Register the MCP server by URL (a running 'blueplane serve --http') instead of as a
-    /// command; with BLUEPLANE_TOKEN set, Claude Code sends it as a bearer token (the file
-    /// names the variable, never the value). The hooks and status line stay commands.
+    /// Register the MCP server by URL (a running 'blueplane serve --http'; default
+    /// http://127.0.0.1:7532/mcp) instead of as a command; with BLUEPLANE_TOKEN set, Claude
+    /// Code sends it as a bearer token (the file names the variable, never the value). The
+    /// hooks and status line stay commands.
     #[arg(
         long,
         value_name = "URL",
