@@ -4,13 +4,18 @@
 //! survives byte for byte; a second install changes nothing (not even the mtime); uninstall
 //! gives back the original bytes; `--dry-run` writes nothing; `--statusline` replaces and
 //! uninstall restores; `--project` writes `.mcp.json` and `.claude/settings.json`; a file
-//! that is not JSON is an error and stays as it was. With the real Claude Code CLI
-//! (`BLUEPLANE_TEST_CLAUDE`), `claude mcp list` shows the registered server connected.
+//! that is not JSON is an error and stays as it was. `--http` writes the URL form of
+//! `claude mcp add --transport http` (a token only by `${BLUEPLANE_TOKEN}` reference) and
+//! switches to and from the command form. With the real Claude Code CLI
+//! (`BLUEPLANE_TEST_CLAUDE`), `claude mcp list` shows the registered server connected, over
+//! stdio and over HTTP.
 
 mod support;
 
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -105,6 +110,7 @@ impl Home {
             .env("BLUEPLANE_HOME", self.bp_home())
             .env_remove("REDIS_URL")
             .env_remove("BLUEPLANE_PRIVACY_MODE")
+            .env_remove("BLUEPLANE_TOKEN")
             .env("BLUEPLANE_LOG", "warn");
         c
     }
@@ -513,10 +519,9 @@ fn a_foreign_server_named_blueplane_is_not_overwritten() {
     assert_eq!(std::fs::read_to_string(home.claude_json()).unwrap(), text);
 }
 
-/// The real Claude Code CLI reads what we wrote: `claude mcp list` starts `blueplane serve`
-/// and reports it connected.
-#[test]
-fn claude_mcp_list_shows_blueplane_connected() {
+/// The real Claude Code CLI (`BLUEPLANE_TEST_CLAUDE`), or None when the test is to be
+/// skipped (an error under CI or `BLUEPLANE_REQUIRE_CLAUDE=1`).
+fn real_claude() -> Option<std::ffi::OsString> {
     let Some(claude) = std::env::var_os("BLUEPLANE_TEST_CLAUDE").filter(|v| !v.is_empty()) else {
         let required = std::env::var_os("CI").is_some_and(|v| !v.is_empty())
             || std::env::var("BLUEPLANE_REQUIRE_CLAUDE").is_ok_and(|v| v == "1");
@@ -527,6 +532,47 @@ fn claude_mcp_list_shows_blueplane_connected() {
         eprintln!(
             "skipped: BLUEPLANE_TEST_CLAUDE is not set (the real Claude Code CLI is not installed)"
         );
+        return None;
+    };
+    Some(claude)
+}
+
+/// `claude mcp list` in `home` (its HOME and CLAUDE_CONFIG_DIR, no other environment but
+/// `env`): stdout and stderr.
+fn claude_mcp_list(claude: &std::ffi::OsStr, home: &Home, env: &[(&str, &str)]) -> String {
+    let tmp = home.dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut cmd = Command::new(claude);
+    cmd.args(["mcp", "list"])
+        .current_dir(home.dir.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.dir.path())
+        .env("CLAUDE_CONFIG_DIR", home.config())
+        .env("TMPDIR", &tmp)
+        .env("CLAUDE_CODE_TMPDIR", &tmp)
+        .env("DISABLE_TELEMETRY", "1")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("DISABLE_ERROR_REPORTING", "1")
+        .env("ANTHROPIC_API_KEY", "dummy")
+        .env("ANTHROPIC_BASE_URL", "http://127.0.0.1:9");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run claude mcp list");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The real Claude Code CLI reads what we wrote: `claude mcp list` starts `blueplane serve`
+/// and reports it connected.
+#[test]
+fn claude_mcp_list_shows_blueplane_connected() {
+    let Some(claude) = real_claude() else {
         return;
     };
     let redis = support::redis::TestRedis::start();
@@ -545,34 +591,321 @@ fn claude_mcp_list_shows_blueplane_connected() {
         read_json(&home.claude_json())["mcpServers"]["blueplane"]["env"]["REDIS_URL"],
         redis.url()
     );
-    let tmp = home.dir.path().join("tmp");
-    std::fs::create_dir_all(&tmp).unwrap();
-    let out = Command::new(&claude)
-        .args(["mcp", "list"])
-        .current_dir(home.dir.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.dir.path())
-        .env("CLAUDE_CONFIG_DIR", home.config())
-        .env("TMPDIR", &tmp)
-        .env("CLAUDE_CODE_TMPDIR", &tmp)
-        .env("DISABLE_TELEMETRY", "1")
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .env("DISABLE_AUTOUPDATER", "1")
-        .env("DISABLE_ERROR_REPORTING", "1")
-        .env("ANTHROPIC_API_KEY", "dummy")
-        .env("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
-        .output()
-        .expect("run claude mcp list");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = claude_mcp_list(&claude, &home, &[]);
     let line = text
         .lines()
         .find(|l| l.starts_with("blueplane"))
         .unwrap_or_else(|| panic!("blueplane not listed by claude mcp list:\n{text}"));
     assert!(line.contains(&exe()), "{line}");
     assert!(line.contains("✔ Connected"), "not connected:\n{text}");
+}
+
+const HTTP_URL: &str = "http://127.0.0.1:7532/mcp";
+const TOKEN: &str = "tok-9d3e7a1c5b";
+
+/// CLAUDE_JSON with the URL form of `claude mcp add --scope user --transport http blueplane
+/// <HTTP_URL>` added after the other server, byte for byte as that command lays it out.
+fn claude_json_with_http() -> String {
+    let at = "      \"env\": {}\n    }\n";
+    assert!(CLAUDE_JSON.contains(at));
+    CLAUDE_JSON.replace(
+        at,
+        &format!(
+            "      \"env\": {{}}\n    }},\n    \"blueplane\": {{\n      \"type\": \"http\",\n      \"url\": \"{HTTP_URL}\"\n    }}\n"
+        ),
+    )
+}
+
+#[test]
+fn http_form_is_written_byte_exact_switches_with_the_command_form_and_uninstall_restores() {
+    let home = Home::seeded();
+    let out = home.run(&["install", "claude", "--http"]);
+    let text = stdout(&out);
+    assert!(text.contains("added MCP server blueplane"), "{text}");
+    assert!(
+        text.contains("keep 'blueplane serve --http 127.0.0.1:7532' running"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(home.claude_json()).unwrap(),
+        claude_json_with_http()
+    );
+    // The hooks and the status line stay commands.
+    let s = read_json(&home.settings());
+    assert_eq!(
+        s["hooks"]["SessionStart"][0]["hooks"][0]["command"],
+        hook_command(&home)
+    );
+    let after_http = home.files();
+
+    // The same install again: nothing written.
+    let (m1, m2) = (mtime(&home.claude_json()), mtime(&home.settings()));
+    std::thread::sleep(Duration::from_millis(20));
+    let out = home.run(&["install", "claude", "--http", HTTP_URL]);
+    assert!(
+        stdout(&out).contains("already installed"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(home.files(), after_http);
+    assert_eq!(mtime(&home.claude_json()), m1);
+    assert_eq!(mtime(&home.settings()), m2);
+
+    // To the command form: the dry run shows the swap, the install does it.
+    let out = home.run(&["install", "claude", "--dry-run"]);
+    let diff = stdout(&out);
+    assert!(diff.contains("\n-      \"type\": \"http\",\n"), "{diff}");
+    assert!(
+        diff.contains(&format!("\n-      \"url\": \"{HTTP_URL}\"\n")),
+        "{diff}"
+    );
+    assert!(diff.contains("\n+      \"type\": \"stdio\",\n"), "{diff}");
+    assert_eq!(home.files(), after_http, "a dry run writes nothing");
+    home.run(&["install", "claude"]);
+    let c = read_json(&home.claude_json());
+    assert_eq!(
+        c["mcpServers"]["blueplane"],
+        json!({"type": "stdio", "command": exe(), "args": ["serve"],
+               "env": {"BLUEPLANE_HOME": home.bp_home().display().to_string()}})
+    );
+    assert_eq!(c["mcpServers"].as_object().unwrap().len(), 2);
+    // And back to the URL form, on another port: the same bytes as a first install there.
+    let other = "http://localhost:7600/mcp";
+    home.run(&["install", "claude", "--http", other]);
+    assert_eq!(
+        std::fs::read_to_string(home.claude_json()).unwrap(),
+        claude_json_with_http().replace(HTTP_URL, other)
+    );
+    // The record remembers the URL, which makes the entry ours: a switch back to the command
+    // form, then an uninstall from the URL form, each find it.
+    home.run(&["install", "claude"]);
+    home.run(&["install", "claude", "--http"]);
+    let out = home.run(&["install", "claude", "--uninstall"]);
+    assert!(
+        stdout(&out).contains("removed MCP server blueplane"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(home.claude_json()).unwrap(),
+        CLAUDE_JSON
+    );
+    assert_eq!(std::fs::read_to_string(home.settings()).unwrap(), SETTINGS);
+    assert!(!home.bp_home().join("install/claude.json").exists());
+}
+
+/// Every file under `dir`, recursively.
+fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            all_files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn with_a_token_the_url_form_names_the_variable_and_no_file_holds_the_value() {
+    let home = Home::seeded();
+    let project = home.dir.path().join("proj");
+    std::fs::create_dir_all(&project).unwrap();
+    let p = project.display().to_string();
+    let want = json!({"type": "http", "url": HTTP_URL,
+                      "headers": {"Authorization": "Bearer ${BLUEPLANE_TOKEN}"}});
+    let mut printed = String::new();
+    for args in [
+        vec!["install", "claude", "--http"],
+        vec!["install", "claude", "--http", "--project", &p],
+        vec!["install", "claude", "--http", "--json"],
+        vec!["install", "claude", "--http", "--dry-run", "--statusline"],
+    ] {
+        let out = home
+            .cmd(&args)
+            .env("BLUEPLANE_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        printed.push_str(&String::from_utf8_lossy(&out.stdout));
+        printed.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(
+        read_json(&home.claude_json())["mcpServers"]["blueplane"],
+        want
+    );
+    assert_eq!(
+        read_json(&project.join(".mcp.json"))["mcpServers"]["blueplane"],
+        want
+    );
+    assert!(
+        std::fs::read_to_string(home.claude_json())
+            .unwrap()
+            .contains("      \"headers\": {\n        \"Authorization\": \"Bearer ${BLUEPLANE_TOKEN}\"\n      }\n"),
+        "the layout of claude mcp add --header"
+    );
+    assert!(printed.contains("$BLUEPLANE_TOKEN"), "{printed}");
+    assert!(!printed.contains(TOKEN), "{printed}");
+    let mut files = Vec::new();
+    all_files(home.dir.path(), &mut files);
+    assert!(files.len() > 5, "{files:?}");
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(TOKEN),
+            "{} holds the token",
+            f.display()
+        );
+    }
+    // Installed again without the token: the header goes.
+    home.run(&["install", "claude", "--http"]);
+    assert_eq!(
+        std::fs::read_to_string(home.claude_json()).unwrap(),
+        claude_json_with_http()
+    );
+    home.run(&["install", "claude", "--project", &p, "--uninstall"]);
+    assert!(!project.join(".mcp.json").exists());
+}
+
+#[test]
+fn a_url_that_is_not_a_local_serve_is_refused_and_nothing_is_written() {
+    let home = Home::seeded();
+    let before = home.files();
+    for url in [
+        "http://example.com:7532/mcp",
+        "https://127.0.0.1:7532/mcp",
+        "http://127.0.0.1:7532/",
+    ] {
+        let out = home
+            .cmd(&["install", "claude", "--http", url])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{url}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("claude mcp add --transport http"), "{err}");
+        assert_eq!(home.files(), before, "{url}");
+    }
+    // A URL server named blueplane that the install did not write is not ours either.
+    let foreign = "{\n  \"mcpServers\": {\n    \"blueplane\": {\n      \"type\": \"http\",\n      \"url\": \"http://127.0.0.1:9000/mcp\"\n    }\n  }\n}\n";
+    std::fs::write(home.claude_json(), foreign).unwrap();
+    let out = home.cmd(&["install", "claude", "--http"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("points at 'http://127.0.0.1:9000/mcp'"),
+        "{err}"
+    );
+    let out = home.cmd(&["install", "claude"]).output().unwrap();
+    assert!(!out.status.success());
+    home.run(&["install", "claude", "--uninstall"]);
+    assert_eq!(
+        std::fs::read_to_string(home.claude_json()).unwrap(),
+        foreign
+    );
+}
+
+#[test]
+fn doctor_accepts_the_url_form() {
+    let home = Home::new();
+    home.run(&["install", "claude", "--http"]);
+    let out = home.cmd(&["doctor", "--json"]).output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "mcp server")
+        .unwrap_or_else(|| panic!("no mcp server check: {report}"));
+    assert_eq!(check["level"], "ok", "{check}");
+    assert!(
+        check["message"].as_str().unwrap().contains(HTTP_URL),
+        "{check}"
+    );
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("addr").port()
+}
+
+/// A child killed when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The real Claude Code CLI connects to a running `blueplane serve --http` through the URL
+/// form, sending the token it reads from `${BLUEPLANE_TOKEN}` (a wrong one is refused).
+#[test]
+fn claude_mcp_list_shows_blueplane_connected_over_http() {
+    let Some(claude) = real_claude() else {
+        return;
+    };
+    let redis = support::redis::TestRedis::start();
+    let home = Home::new();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let url = format!("http://{addr}/mcp");
+    let mut server = Killed(
+        home.cmd(&["serve", "--http", &addr])
+            .env("REDIS_URL", redis.url())
+            .env("BLUEPLANE_TOKEN", TOKEN)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn serve --http"),
+    );
+    let t0 = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(st) = server.0.try_wait().expect("try_wait") {
+            panic!("serve --http exited before listening: {st}");
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "serve --http did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let out = home
+        .cmd(&["install", "claude", "--http", &url])
+        .env("BLUEPLANE_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = |token: &str| {
+        let text = claude_mcp_list(&claude, &home, &[("BLUEPLANE_TOKEN", token)]);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("blueplane"))
+            .unwrap_or_else(|| panic!("blueplane not listed by claude mcp list:\n{text}"))
+            .to_string();
+        assert!(line.contains(&url) && line.contains("(HTTP)"), "{line}");
+        line
+    };
+    let line = listed(TOKEN);
+    assert!(line.contains("✔ Connected"), "not connected: {line}");
+    let line = listed("wrong-token");
+    assert!(
+        !line.contains("✔ Connected"),
+        "a wrong token connected: {line}"
+    );
+    assert!(
+        !std::fs::read_to_string(home.claude_json())
+            .unwrap()
+            .contains(TOKEN)
+    );
 }

@@ -1,5 +1,5 @@
-//! `blueplane install claude [--project DIR] [--dry-run] [--uninstall] [--statusline]`: the
-//! command-line glue over `install` — which binary and environment to register, the record,
+//! `blueplane install claude [--project DIR] [--http [URL]] [--dry-run] [--uninstall]
+//! [--statusline]`: the command-line glue over `install` — which binary and environment to register, the record,
 //! and what is printed (one line per file and what to do next; `--json` for programs).
 
 use std::io::Write as _;
@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::output;
 use crate::config::Config;
-use crate::install::claude::{self, Installer, Scope, Target};
+use crate::install::claude::{self, Installer, McpForm, Scope, Target};
 use crate::install::record::{self, Record};
 use crate::install::{self, Action, FileReport};
 
@@ -37,6 +37,17 @@ pub struct ClaudeArgs {
     /// Replace an existing status line (uninstall puts it back).
     #[arg(long)]
     pub statusline: bool,
+    /// Register the MCP server by URL (a running 'blueplane serve --http'; default
+    /// http://127.0.0.1:7532/mcp) instead of as a command; with BLUEPLANE_TOKEN set, Claude
+    /// Code sends it as a bearer token (the file names the variable, never the value). The
+    /// hooks and status line stay commands.
+    #[arg(
+        long,
+        value_name = "URL",
+        num_args = 0..=1,
+        default_missing_value = claude::DEFAULT_HTTP_URL
+    )]
+    pub http: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -119,6 +130,7 @@ pub fn run(client: InstallClient, cfg: &Config) -> anyhow::Result<()> {
             exe: exe.clone(),
             env: passed_env(),
             replace_status_line: a.statusline,
+            mcp: mcp_form(a.http.as_deref())?,
         };
         let mut mcp_rec = rec.files.get(&mcp_key).cloned().unwrap_or_default();
         let mut settings_rec = rec.files.get(&settings_key).cloned().unwrap_or_default();
@@ -139,7 +151,10 @@ pub fn run(client: InstallClient, cfg: &Config) -> anyhow::Result<()> {
         rec.save(&rec_path)?;
     }
     let changed = reports.iter().any(|r| r.action != Action::Unchanged);
-    let next = next_steps(&target, a.uninstall, a.dry_run, changed);
+    let mut next = next_steps(&target, a.uninstall, a.dry_run, changed);
+    if let (Some(url), false, false) = (&a.http, a.dry_run, a.uninstall) {
+        next.push(serve_hint(url));
+    }
     if a.json {
         return output::json(&Summary {
             client: "claude",
@@ -182,6 +197,45 @@ pub fn run(client: InstallClient, cfg: &Config) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// The MCP form `--http` asks for (`None` = the command form).
+///
+/// # Errors
+/// A URL that is not a loopback `http://host[:port]/mcp`.
+fn mcp_form(http: Option<&str>) -> anyhow::Result<McpForm> {
+    let Some(url) = http else {
+        return Ok(McpForm::Command);
+    };
+    let url = url.trim();
+    if !claude::is_loopback_mcp_url(url) {
+        anyhow::bail!(
+            "--http {url}: give the URL of a local 'blueplane serve --http', like {} (http://<loopback address>:<port>/mcp); for another server use 'claude mcp add --transport http'",
+            claude::DEFAULT_HTTP_URL
+        );
+    }
+    let bearer = std::env::var(claude::TOKEN_VAR).is_ok_and(|v| !v.trim().is_empty());
+    Ok(McpForm::Http {
+        url: url.to_string(),
+        bearer,
+    })
+}
+
+/// What to run so that the URL answers.
+fn serve_hint(url: &str) -> String {
+    let addr = claude::loopback_mcp_addr(url.trim()).map_or_else(String::new, |a| format!(" {a}"));
+    let token = if std::env::var(claude::TOKEN_VAR).is_ok_and(|v| !v.trim().is_empty()) {
+        format!(
+            "; Claude Code sends ${} as the bearer token, so start both with the same {} set",
+            claude::TOKEN_VAR,
+            claude::TOKEN_VAR
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "the MCP server is registered by URL: keep 'blueplane serve --http{addr}' running{token}"
+    )
 }
 
 fn next_steps(target: &Target, uninstall: bool, dry_run: bool, changed: bool) -> Vec<String> {

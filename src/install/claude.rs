@@ -6,7 +6,15 @@
 //!   `$CLAUDE_CONFIG_DIR` when it is set, else `~/.claude.json` and `~/.claude/settings.json`;
 //! - project scope (`--project DIR`): `DIR/.mcp.json` and `DIR/.claude/settings.json`.
 //!
-//! What is ours: the `blueplane` server whose command is a blueplane binary, every hook
+//! The server is registered in one of two forms: the command form (`{"type":"stdio",
+//! "command":<exe>,"args":["serve"],...}`, the default) or the URL form of `install --http`
+//! (`{"type":"http","url":...}`, as `claude mcp add --transport http` writes it, for a
+//! `blueplane serve --http` the user keeps running); a second install in the other form
+//! replaces the first. A token is never written: with `BLUEPLANE_TOKEN` set the URL form says
+//! `"Authorization":"Bearer ${BLUEPLANE_TOKEN}"`, which Claude Code expands when it connects.
+//!
+//! What is ours: the `blueplane` server whose command is a blueplane binary, or whose URL is
+//! a loopback `/mcp` URL the install record says we wrote; every hook
 //! handler whose command runs a blueplane binary with `hook claude`, and the status line
 //! that runs one with `statusline` (an optional `env NAME=value ...` prefix allowed). Install
 //! adds what is missing, points stale entries (an older binary's path) at this binary, and
@@ -33,6 +41,45 @@ pub const PASSED_ENV: &[&str] = &["BLUEPLANE_HOME", "REDIS_URL", "BLUEPLANE_PRIV
 
 const HOOK_ARGS: &[&str] = &["hook", "claude"];
 const STATUSLINE_ARGS: &[&str] = &["statusline"];
+
+/// The URL `install --http` registers without one: `blueplane serve --http`'s default.
+pub const DEFAULT_HTTP_URL: &str = "http://127.0.0.1:7532/mcp";
+/// The variable whose value the URL form sends as a bearer token (by reference, never by
+/// value).
+pub const TOKEN_VAR: &str = "BLUEPLANE_TOKEN";
+
+/// The address a `blueplane serve --http` must listen on to answer `url`, when `url` is
+/// `http://<loopback host>[:port]/mcp` (`localhost` is 127.0.0.1; no port is 80): the only
+/// URLs `install --http` writes, so the only ones it recognises as its own.
+pub fn loopback_mcp_addr(url: &str) -> Option<std::net::SocketAddr> {
+    let rest = url.strip_prefix("http://")?;
+    let (authority, path) = rest.split_once('/')?;
+    if path != "mcp" || authority.contains('@') {
+        return None;
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']')?,
+        // The port keeps its colon, as after `]`.
+        None => authority.split_at(authority.find(':').unwrap_or(authority.len())),
+    };
+    let port = match port.strip_prefix(':') {
+        Some(p) => p.parse::<u16>().ok()?,
+        None if port.is_empty() => 80,
+        None => return None,
+    };
+    let ip = if host.eq_ignore_ascii_case("localhost") {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        host.parse::<std::net::IpAddr>().ok()?
+    };
+    ip.is_loopback()
+        .then_some(std::net::SocketAddr::new(ip, port))
+}
+
+/// Whether `url` is one [`loopback_mcp_addr`] accepts.
+pub fn is_loopback_mcp_url(url: &str) -> bool {
+    loopback_mcp_addr(url).is_some()
+}
 
 /// The events `install` registers: every known one but those whose hook output would change
 /// what Claude Code does.
@@ -115,15 +162,37 @@ pub struct Installer {
     pub env: Vec<(String, String)>,
     /// Replace a status line that is not ours (`--statusline`).
     pub replace_status_line: bool,
+    /// How the MCP server is registered.
+    pub mcp: McpForm,
+}
+
+/// The form of the MCP server's entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum McpForm {
+    /// Claude Code starts `<exe> serve` (stdio).
+    Command,
+    /// Claude Code connects to a running `blueplane serve --http` at `url`; `bearer` adds the
+    /// `Authorization` header that names [`TOKEN_VAR`].
+    Http { url: String, bearer: bool },
 }
 
 #[derive(Serialize)]
-struct McpEntry {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    command: String,
-    args: Vec<&'static str>,
-    env: BTreeMap<String, String>,
+#[serde(untagged)]
+enum McpEntry {
+    Command {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        command: String,
+        args: Vec<&'static str>,
+        env: BTreeMap<String, String>,
+    },
+    Http {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        url: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        headers: Option<BTreeMap<&'static str, String>>,
+    },
 }
 
 #[derive(Serialize)]
@@ -172,11 +241,22 @@ impl Installer {
     }
 
     fn mcp_entry(&self) -> McpEntry {
-        McpEntry {
-            kind: "stdio",
-            command: self.exe.to_string_lossy().into_owned(),
-            args: vec!["serve"],
-            env: self.env.iter().cloned().collect(),
+        match &self.mcp {
+            McpForm::Command => McpEntry::Command {
+                kind: "stdio",
+                command: self.exe.to_string_lossy().into_owned(),
+                args: vec!["serve"],
+                env: self.env.iter().cloned().collect(),
+            },
+            McpForm::Http { url, bearer } => McpEntry::Http {
+                kind: "http",
+                url: url.clone(),
+                headers: bearer.then(|| {
+                    [("Authorization", format!("Bearer ${{{TOKEN_VAR}}}"))]
+                        .into_iter()
+                        .collect()
+                }),
+            },
         }
     }
 }
@@ -278,27 +358,64 @@ pub fn install_mcp(
             Some(cur) => {
                 let have = jt::value(&text, cur);
                 if have != want {
-                    let command = have.get("command").and_then(|c| c.as_str()).unwrap_or("");
-                    if !is_blueplane_program(command, &inst.exe) {
-                        return Err(InstallError::Conflict {
-                            path: path.display().to_string(),
-                            message: format!(
-                                "an MCP server named {SERVER_NAME} runs '{command}', not blueplane; remove or rename it ('claude mcp remove {SERVER_NAME}') and install again"
-                            ),
-                        });
-                    }
+                    let was = match ours_mcp(&have, &inst.exe, rec, want_url(&want)) {
+                        Some(was) => was,
+                        None => {
+                            return Err(InstallError::Conflict {
+                                path: path.display().to_string(),
+                                message: format!(
+                                    "an MCP server named {SERVER_NAME} {}, not blueplane's; remove or rename it ('claude mcp remove {SERVER_NAME}') and install again",
+                                    describe_mcp(&have)
+                                ),
+                            });
+                        }
+                    };
                     text = jt::replace_value(&text, cur, &entry);
-                    notes.push(format!(
-                        "updated MCP server {SERVER_NAME} (it ran '{command}')"
-                    ));
+                    notes.push(format!("updated MCP server {SERVER_NAME} (it {was})"));
                 }
             }
         },
     }
+    rec.mcp_url = want_url(&want).map(str::to_string);
     if before.is_none() {
         rec.created_file = true;
     }
     Ok(finish(path, before, text, notes, mode_for(t, path)))
+}
+
+fn want_url(entry: &serde_json::Value) -> Option<&str> {
+    entry.get("url").and_then(serde_json::Value::as_str)
+}
+
+/// What a server entry does, for messages: "runs 'cmd'" or "points at 'url'".
+fn describe_mcp(entry: &serde_json::Value) -> String {
+    match entry.get("url").and_then(serde_json::Value::as_str) {
+        Some(url) => format!("points at '{url}'"),
+        None => format!(
+            "runs '{}'",
+            entry
+                .get("command")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+        ),
+    }
+}
+
+/// Whether the server entry `entry` is ours (then what it did, for the note): a command
+/// that is a blueplane binary, or a loopback `/mcp` URL that the record says we wrote or that
+/// is the one about to be written (`want_url`).
+fn ours_mcp(
+    entry: &serde_json::Value,
+    exe: &Path,
+    rec: &FileRecord,
+    want_url: Option<&str>,
+) -> Option<String> {
+    if let Some(url) = entry.get("url").and_then(serde_json::Value::as_str) {
+        let known = rec.mcp_url.as_deref() == Some(url) || want_url == Some(url);
+        return (known && is_loopback_mcp_url(url)).then(|| describe_mcp(entry));
+    }
+    let command = entry.get("command")?.as_str()?;
+    is_blueplane_program(command, exe).then(|| describe_mcp(entry))
 }
 
 /// The change that adds the hooks and the status line to `t.settings_file`.
@@ -472,12 +589,11 @@ pub fn uninstall_mcp(
     let mut text = start_text(&Some(before.clone()));
     let root = parse_root(path, &text)?;
     let mut notes = Vec::new();
+    let empty = FileRecord::default();
     if let Some(servers) = root.get("mcpServers")
         && let Some(i) = servers.index_of(SERVER_NAME)
-        && let Some(cmd) = servers
-            .members()
-            .and_then(|m| m[i].value.get("command")?.as_str())
-        && is_blueplane_program(cmd, exe)
+        && let Some(entry) = servers.members().map(|m| jt::value(&text, &m[i].value))
+        && ours_mcp(&entry, exe, rec.unwrap_or(&empty), None).is_some()
     {
         text = jt::remove_member(&text, servers, i);
         notes.push(format!("removed MCP server {SERVER_NAME}"));
@@ -614,6 +730,9 @@ pub enum Registration {
     Current { env: BTreeMap<String, String> },
     /// Runs another blueplane binary.
     Stale { program: String },
+    /// The URL form (`install --http`): a loopback `/mcp` URL, served by `serve --http`;
+    /// `bearer` when it sends `Authorization: Bearer ${BLUEPLANE_TOKEN}`.
+    Http { url: String, bearer: bool },
     /// Something else sits where ours would (another status line, a foreign `blueplane`).
     Other { command: String },
 }
@@ -666,7 +785,23 @@ pub fn inspect(t: &Target, exe: &Path) -> Inspection {
             .and_then(Node::as_str)
             .unwrap_or("")
             .to_string();
-        mcp = if Path::new(&cmd) == exe {
+        let url = entry.get("url").and_then(Node::as_str);
+        mcp = if let Some(url) = url {
+            if is_loopback_mcp_url(url) {
+                let bearer = entry
+                    .path(&["headers", "Authorization"])
+                    .and_then(Node::as_str)
+                    .is_some_and(|h| h == format!("Bearer ${{{TOKEN_VAR}}}"));
+                Registration::Http {
+                    url: url.to_string(),
+                    bearer,
+                }
+            } else {
+                Registration::Other {
+                    command: url.to_string(),
+                }
+            }
+        } else if Path::new(&cmd) == exe {
             let env = entry
                 .get("env")
                 .and_then(Node::members)
@@ -757,6 +892,7 @@ mod tests {
             exe: PathBuf::from(exe),
             env: vec![("BLUEPLANE_HOME".into(), "/tmp/a b".into())],
             replace_status_line: false,
+            mcp: McpForm::Command,
         }
     }
 
@@ -773,6 +909,78 @@ mod tests {
         assert!(ours("other-tool hook claude", HOOK_ARGS, &i.exe).is_none());
         assert!(ours("/usr/bin/blueplane hook cursor", HOOK_ARGS, &i.exe).is_none());
         assert!(ours("/usr/bin/blueplane hook claude && x", HOOK_ARGS, &i.exe).is_none());
+    }
+
+    #[test]
+    fn loopback_mcp_urls_and_their_serve_address() {
+        let addr = |u: &str| loopback_mcp_addr(u).map(|a| a.to_string());
+        assert_eq!(addr(DEFAULT_HTTP_URL).as_deref(), Some("127.0.0.1:7532"));
+        assert_eq!(
+            addr("http://localhost:9/mcp").as_deref(),
+            Some("127.0.0.1:9")
+        );
+        assert_eq!(addr("http://[::1]:8080/mcp").as_deref(), Some("[::1]:8080"));
+        assert_eq!(
+            addr("http://127.0.0.2/mcp").as_deref(),
+            Some("127.0.0.2:80")
+        );
+        for bad in [
+            "https://127.0.0.1:7532/mcp",
+            "http://127.0.0.1:7532/",
+            "http://127.0.0.1:7532/mcp/",
+            "http://127.0.0.1:7532/mcp?x=1",
+            "http://example.com:7532/mcp",
+            "http://10.0.0.1:7532/mcp",
+            "http://u@127.0.0.1:7532/mcp",
+            "http://127.0.0.1:99999/mcp",
+            "http://127.0.0.1:/mcp",
+            "http://[::1/mcp",
+            "127.0.0.1:7532/mcp",
+        ] {
+            assert_eq!(addr(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_url_form_is_written_as_claude_mcp_add_writes_it_and_replaces_the_command_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Target::user(Some(&dir.path().display().to_string()), None).unwrap();
+        let mut i = inst("/opt/bp/blueplane");
+        let mut rec = FileRecord::default();
+        let c = install_mcp(&t, &i, &mut rec).unwrap();
+        crate::install::apply(&[c], false).unwrap();
+        i.mcp = McpForm::Http {
+            url: DEFAULT_HTTP_URL.into(),
+            bearer: true,
+        };
+        let c = install_mcp(&t, &i, &mut rec).unwrap();
+        assert_eq!(
+            c.after.as_deref(),
+            Some(
+                "{\n  \"mcpServers\": {\n    \"blueplane\": {\n      \"type\": \"http\",\n      \"url\": \"http://127.0.0.1:7532/mcp\",\n      \"headers\": {\n        \"Authorization\": \"Bearer ${BLUEPLANE_TOKEN}\"\n      }\n    }\n  }\n}\n"
+            )
+        );
+        assert_eq!(rec.mcp_url.as_deref(), Some(DEFAULT_HTTP_URL));
+        crate::install::apply(&[c], false).unwrap();
+        assert_eq!(
+            inspect(&t, &i.exe).mcp,
+            Registration::Http {
+                url: DEFAULT_HTTP_URL.into(),
+                bearer: true
+            }
+        );
+        // Without the record, a loopback URL other than the one asked for is not ours.
+        i.mcp = McpForm::Http {
+            url: "http://127.0.0.1:9/mcp".into(),
+            bearer: false,
+        };
+        assert!(install_mcp(&t, &i, &mut FileRecord::default()).is_err());
+        let kept = uninstall_mcp(&t, &i.exe, None).unwrap();
+        assert!(kept.is_noop());
+        // With it, the entry is ours: replaced, or removed.
+        assert!(!install_mcp(&t, &i, &mut rec.clone()).unwrap().is_noop());
+        let gone = uninstall_mcp(&t, &i.exe, Some(&rec)).unwrap();
+        assert_eq!(gone.after, None, "the install had created the file");
     }
 
     #[test]
@@ -820,6 +1028,7 @@ mod tests {
                     exe: PathBuf::from("/opt/bp/blueplane"),
                     env: vec![],
                     replace_status_line: replace,
+                    mcp: McpForm::Command,
                 };
                 let mut sr = FileRecord::default();
                 let mut mr = FileRecord::default();

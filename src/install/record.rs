@@ -1,7 +1,8 @@
 //! What an install added to each file, kept in `$BLUEPLANE_HOME/install/<client>.json`, so
 //! that uninstall removes exactly that: the containers it created (and may remove once they
 //! are empty again), whether it created the file, and the exact text of a status line it
-//! replaced (put back as it was).
+//! replaced (put back as it was), and the URL of an MCP server entry it wrote in the URL
+//! form.
 //!
 //! Without a record (another `BLUEPLANE_HOME`, a deleted record) uninstall still removes
 //! every entry it recognises as blueplane's, and the containers that removal empties.
@@ -31,6 +32,10 @@ pub struct FileRecord {
     /// The exact text of the status line the install replaced (`--statusline`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_status_line: Option<String>,
+    /// The URL of the MCP server's URL form, when the install wrote that form (`--http`):
+    /// how a later install or uninstall knows the entry is ours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_url: Option<String>,
 }
 
 impl FileRecord {

@@ -329,6 +329,17 @@ fn install_checks(i: &Inspection, cfg: &Config, checks: &mut Vec<Check>) {
                 format!("registered in {mcp_file}, runs this binary"),
             ),
         },
+        Registration::Http { url, bearer } => ok(
+            "mcp server",
+            format!(
+                "registered in {mcp_file} by URL {url}{}; 'blueplane serve --http' must be running there",
+                if *bearer {
+                    " (bearer token from $BLUEPLANE_TOKEN)"
+                } else {
+                    ""
+                }
+            ),
+        ),
         Registration::Stale { program } => problem(
             "mcp server",
             format!("registered in {mcp_file}, but it runs {program}, not this binary"),
@@ -399,7 +410,7 @@ fn install_checks(i: &Inspection, cfg: &Config, checks: &mut Vec<Check>) {
             format!("runs {program}, not this binary"),
             INSTALL_FIX,
         ),
-        Registration::Other { command } => note(
+        Registration::Other { command } | Registration::Http { url: command, .. } => note(
             "status line",
             format!(
                 "yours ('{command}') is kept; 'blueplane install claude --statusline' replaces it"
