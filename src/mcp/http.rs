@@ -401,7 +401,8 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
         .map_err(|source| HttpError::Bind { addr, source })
 }
 
-/// The router: `/mcp` and a 404 fallback, every route behind [`Security`].
+/// The router: `/mcp`, the legacy `/sse` + `/messages` ([`super::sse`]) and a 404 fallback,
+/// every route behind [`Security`].
 pub fn router(
     telemetry: Telemetry,
     security: Security,
@@ -419,10 +420,22 @@ fn app(
     let mut sessions = LocalSessionManager::default();
     sessions.session_config.keep_alive = Some(session_idle);
     let config = security.rmcp_config(shutdown);
+    let telemetry_sse = telemetry.clone();
     let mcp = StreamableHttpService::new(move || Ok(telemetry.clone()), Arc::new(sessions), config);
     axum::Router::new()
         .route_service(PATH, mcp)
-        .fallback(|| async { (StatusCode::NOT_FOUND, "not found; MCP is at /mcp\n") })
+        .merge(super::sse::router(
+            telemetry_sse,
+            shutdown,
+            super::sse::Limits::default(),
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                "not found; MCP is at /mcp (and /sse for 2024-11-05 clients)\n",
+            )
+        })
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(security),
             guard,
@@ -443,6 +456,7 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(
             url = %format!("http://{addr}{PATH}"),
+            sse = %format!("http://{addr}{}", super::sse::SSE_PATH),
             token = security.requires_token(),
             "MCP over HTTP"
         );

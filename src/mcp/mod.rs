@@ -8,6 +8,7 @@
 //! too, naming the argument and what the tool takes.
 
 pub mod http;
+pub mod sse;
 
 use std::path::PathBuf;
 use std::sync::Arc;
