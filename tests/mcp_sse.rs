@@ -66,7 +66,13 @@ impl Server {
 }
 
 /// Status line and body (with a Content-Length) of one request on a fresh connection.
-fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
@@ -145,7 +151,10 @@ fn open(port: u16, headers: &[(&str, &str)]) -> Result<Stream, (u16, String)> {
         r.read_exact(&mut buf).expect("body");
         return Err((status, String::from_utf8_lossy(&buf).into_owned()));
     }
-    let ct = hs.iter().find(|(k, _)| k == "content-type").map(|(_, v)| v.as_str());
+    let ct = hs
+        .iter()
+        .find(|(k, _)| k == "content-type")
+        .map(|(_, v)| v.as_str());
     assert_eq!(ct, Some("text/event-stream"), "{hs:?}");
     let mut st = Stream {
         r,
@@ -233,7 +242,10 @@ fn raw_protocol_security_cap_disconnect_and_shutdown() {
     let mut s = open(port, &[]).expect("open /sse");
     let reply = s.initialize();
     assert_eq!(reply["id"], 1, "{reply}");
-    assert_eq!(reply["result"]["serverInfo"]["name"], "blueplane", "{reply}");
+    assert_eq!(
+        reply["result"]["serverInfo"]["name"], "blueplane",
+        "{reply}"
+    );
     assert_eq!(reply["result"]["protocolVersion"], "2024-11-05", "{reply}");
     let (status, _) = s.post(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
     assert_eq!(status, 202);
@@ -248,7 +260,10 @@ fn raw_protocol_security_cap_disconnect_and_shutdown() {
     assert_eq!(s.post(call).0, 202);
     let result = s.next_message();
     assert_eq!(result["id"], 3, "{result}");
-    assert!(result["result"]["structuredContent"].is_object(), "{result}");
+    assert!(
+        result["result"]["structuredContent"].is_object(),
+        "{result}"
+    );
     let (status, body) = s.post("not json");
     assert_eq!(status, 400, "{body}");
 
@@ -273,7 +288,11 @@ fn raw_protocol_security_cap_disconnect_and_shutdown() {
         request(port, "POST", &s.endpoint, &[("Host", "evil.example")], PING).0,
         421
     );
-    assert_eq!(s.post(PING).0, 202, "the refusals did not touch the session");
+    assert_eq!(
+        s.post(PING).0,
+        202,
+        "the refusals did not touch the session"
+    );
     assert_eq!(s.next_message()["id"], 9);
 
     // A disconnected client's session is removed: POSTs to it soon get 404.
@@ -323,7 +342,10 @@ fn raw_protocol_security_cap_disconnect_and_shutdown() {
     }
     let mut again = open(port, &[]).expect("a place after one closed");
     let reply = again.initialize();
-    assert_eq!(reply["result"]["serverInfo"]["name"], "blueplane", "{reply}");
+    assert_eq!(
+        reply["result"]["serverInfo"]["name"], "blueplane",
+        "{reply}"
+    );
 
     // SIGTERM with every stream open: the server ends them and exits.
     let ok = Command::new("kill")

@@ -65,8 +65,6 @@ impl Default for Limits {
 pub enum SseError {
     #[error("the SSE client reads too slowly: its queue is full and its session was dropped")]
     Full,
-    #[error("the SSE session is closed")]
-    Closed,
 }
 
 /// What the table keeps of a session: how to reach its handler, and how to stop it.
@@ -138,7 +136,11 @@ impl Transport<RoleServer> for SessionTransport {
                 self.sessions.remove(&self.id);
                 Err(SseError::Full)
             }
-            Err(TrySendError::Closed(_)) => Err(SseError::Closed),
+            // The stream is gone (the client left); its session ends with it.
+            Err(TrySendError::Closed(_)) => {
+                tracing::debug!(session = %self.id, "A message for a closed SSE stream was dropped");
+                Ok(())
+            }
         };
         std::future::ready(result)
     }
@@ -288,7 +290,9 @@ async fn run(
                 tracing::error!(session = %id, error = %e, "An SSE session's handler failed");
             }
         }
-        Err(e) => tracing::debug!(session = %id, error = %e, "An SSE session ended before initializing"),
+        Err(e) => {
+            tracing::debug!(session = %id, error = %e, "An SSE session ended before initializing")
+        }
     }
     sessions.remove(&id);
 }
@@ -415,6 +419,90 @@ mod tests {
             queued += 1;
         }
         assert_eq!(queued, limits.queue);
+    }
+
+    /// Reads lines from `r` until one satisfies `want`; the lines read.
+    fn read_until(r: &mut impl std::io::BufRead, want: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let mut l = String::new();
+            assert!(r.read_line(&mut l).unwrap() > 0, "stream ended: {lines:?}");
+            let done = want(l.trim_end());
+            lines.push(l.trim_end().to_string());
+            if done {
+                return lines;
+            }
+        }
+    }
+
+    fn get_sse(port: u16) -> std::io::BufReader<std::net::TcpStream> {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(s, "GET /sse HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").unwrap();
+        std::io::BufReader::new(s)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keep_alive_comments_cap_and_cleanup_over_a_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let stop = CancellationToken::new();
+        let limits = Limits {
+            max_sessions: 1,
+            queue: 4,
+            keep_alive: Duration::from_millis(100),
+        };
+        let s = sessions(telemetry(dir.path()), &stop, limits);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(
+            axum::serve(listener, router_with(s.clone()))
+                .with_graceful_shutdown(stop.clone().cancelled_owned())
+                .into_future(),
+        );
+        let table = s.clone();
+        let _open = tokio::task::spawn_blocking(move || {
+            let mut first = get_sse(port);
+            let head = read_until(&mut first, |l| l.starts_with("data: "));
+            assert!(head[0].contains(" 200 "), "{head:?}");
+            let endpoint = head.last().unwrap().clone();
+            assert!(
+                endpoint.starts_with("data: /messages?sessionId="),
+                "{head:?}"
+            );
+            // Nothing to say: keep-alive comments, several of them within a second.
+            let t0 = std::time::Instant::now();
+            for _ in 0..3 {
+                read_until(&mut first, |l| l == ":");
+            }
+            assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+            assert_eq!(table.len(), 1);
+            // The cap: a second stream is refused while the first is open.
+            let mut second = get_sse(port);
+            let refused = read_until(&mut second, str::is_empty);
+            assert!(refused[0].contains(" 503 "), "{refused:?}");
+            // The client leaves; the next keep-alive write notices and the session goes.
+            drop(first);
+            let t0 = std::time::Instant::now();
+            while !table.is_empty() {
+                assert!(t0.elapsed() < Duration::from_secs(5), "session not removed");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // And its place is free again.
+            let mut third = get_sse(port);
+            let head = read_until(&mut third, |l| l.starts_with("data: "));
+            assert!(head[0].contains(" 200 "), "{head:?}");
+            third
+        })
+        .await
+        .unwrap();
+        // Shutdown ends the open stream, so the server stops.
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("the server stops with a stream open")
+            .unwrap()
+            .unwrap();
     }
 
     #[tokio::test]
