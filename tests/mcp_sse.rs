@@ -266,6 +266,24 @@ fn raw_protocol_security_cap_disconnect_and_shutdown() {
     );
     let (status, body) = s.post("not json");
     assert_eq!(status, 400, "{body}");
+    // A body over 1 MiB streamed without a length is refused too (413), the session kept.
+    {
+        let big = vec![b' '; (1 << 20) + 1];
+        let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let head = format!(
+            "POST {} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+             Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n",
+            s.endpoint,
+            big.len()
+        );
+        c.write_all(head.as_bytes()).expect("write");
+        let _ = c.write_all(&big);
+        let _ = c.write_all(b"\r\n0\r\n\r\n");
+        let (status, _) = read_head(&mut BufReader::new(c));
+        assert_eq!(status, 413);
+    }
 
     // Unknown or missing sessions.
     let (status, body) = request(port, "POST", "/messages?sessionId=nope", &[], PING);

@@ -11,8 +11,8 @@
 #      ${XDG_CACHE_HOME:-~/.cache}/blueplane-test/claude, nodejs/npm with apt-get when missing),
 #      skipped when the cached one already prints that version;
 #   4. cargo fmt --check, cargo clippy --all-targets --locked -D warnings, cargo test --locked
-#      (with BLUEPLANE_TEST_PYTHON = the venv's python, for tests/mcp_python.rs and mcp_http.rs, and
-#      BLUEPLANE_TEST_CLAUDE = that CLI with BLUEPLANE_REQUIRE_CLAUDE=1, for tests/claude_e2e.rs).
+#      (with BLUEPLANE_TEST_PYTHON = the venv's python, for tests/mcp_python.rs, mcp_http.rs and
+#      mcp_sse.rs, and BLUEPLANE_TEST_CLAUDE = that CLI with BLUEPLANE_REQUIRE_CLAUDE=1, for tests/claude_e2e.rs).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -74,7 +74,7 @@ struct Entry {
 }
 
 /// The open sessions and what a new one needs.
-pub struct Sessions {
+struct Sessions {
     table: Mutex<HashMap<String, Entry>>,
     telemetry: Telemetry,
     shutdown: CancellationToken,
@@ -99,12 +99,14 @@ impl Sessions {
     }
 
     /// How many sessions are open.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock().len()
     }
 
     /// Whether no session is open.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
