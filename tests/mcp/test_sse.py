@@ -14,7 +14,8 @@ trees (like test_stdio.py). With BLUEPLANE_TOKEN set, the client sends
 Two SSE clients run at the same time: each initializes, lists the tools (valid input and
 output schemas) and calls every tool for several rounds, validating `structuredContent`
 against the tool's `outputSchema` with jsonschema (test_stdio.py's `Client.ok`); the first
-also runs the fixture-value checks of test_stdio.py and its refusals and protocol errors.
+also runs the fixture-value checks of test_stdio.py, its refusals and protocol errors, and
+the argument-contract refusals.
 
 Prints one summary line and exits 1 on any failure (3 when the client cannot be imported).
 """
@@ -78,6 +79,7 @@ async def session_run(url: str, token: str | None, ck: base.Checker, full: bool)
                 await base.check_search(c)
                 await base.check_tools_and_status(c)
                 await base.check_errors(c)
+                await base.check_contract_calls(c)
             return c
 
 
