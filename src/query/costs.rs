@@ -47,14 +47,7 @@ fn increases(
          WHERE c.ts >= ? AND c.ts < ?",
     );
     let mut args: Vec<SqlValue> = vec![from.into(), to.into()];
-    if let Some(p) = &f.platform {
-        sql.push_str(" AND s.platform = ?");
-        args.push(p.clone().into());
-    }
-    if let Some(p) = &f.project {
-        sql.push_str(" AND instr(coalesce(s.project_path, ''), ?) > 0");
-        args.push(p.clone().into());
-    }
+    push_scope(&mut sql, &mut args, f, "s");
     if let Some(ids) = only {
         sql.push_str(&format!(
             " AND c.session_id IN ({})",
@@ -62,17 +55,7 @@ fn increases(
         ));
         args.extend(ids.iter().map(|s| SqlValue::from((*s).to_string())));
     }
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(params_from_iter(args), |r| {
-        Ok(Increase {
-            session_id: r.get(0)?,
-            platform: r.get(1)?,
-            project: r.get(2)?,
-            ts: r.get(3)?,
-            pusd: r.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    read_rows(conn, &sql, args)
 }
 
 /// Our cost (pico-USD) of each response in `[from, to)` of a session that has a reported
@@ -83,15 +66,27 @@ fn our_costs(conn: &Connection, from: i64, to: i64, f: &Filter) -> Result<Vec<In
          WHERE r.ts >= ? AND r.ts < ? AND r.session_id IN (SELECT DISTINCT session_id FROM cost_states)",
     );
     let mut args: Vec<SqlValue> = vec![from.into(), to.into()];
+    push_scope(&mut sql, &mut args, f, "r");
+    read_rows(conn, &sql, args)
+}
+
+/// ` AND` clauses for the filter's platform and project, on the table aliased `t`.
+fn push_scope(sql: &mut String, args: &mut Vec<SqlValue>, f: &Filter, t: &str) {
     if let Some(p) = &f.platform {
-        sql.push_str(" AND r.platform = ?");
+        sql.push_str(&format!(" AND {t}.platform = ?"));
         args.push(p.clone().into());
     }
     if let Some(p) = &f.project {
-        sql.push_str(" AND instr(coalesce(r.project_path, ''), ?) > 0");
+        sql.push_str(&format!(
+            " AND instr(coalesce({t}.project_path, ''), ?) > 0"
+        ));
         args.push(p.clone().into());
     }
-    let mut stmt = conn.prepare(&sql)?;
+}
+
+/// Rows of (session, platform, project, ts, pico-USD).
+fn read_rows(conn: &Connection, sql: &str, args: Vec<SqlValue>) -> Result<Vec<Increase>> {
+    let mut stmt = conn.prepare(sql)?;
     let rows = stmt.query_map(params_from_iter(args), |r| {
         Ok(Increase {
             session_id: r.get(0)?,
