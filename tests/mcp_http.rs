@@ -10,11 +10,12 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::http::{Server, free_port};
 use support::python::{backfilled, run_script};
 use support::{Env, write_corpus};
 
@@ -22,90 +23,6 @@ const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"p
 const TOKEN: &str = "test-token-5b1f0c9e";
 /// The body limit of src/mcp/http.rs.
 const MAX_BODY: usize = 1 << 20;
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("addr").port()
-}
-
-/// A running `serve`, killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// `serve <args>` with `--http 127.0.0.1:<free port>` and `env_extra`, once it accepts
-    /// connections.
-    fn start(env: &Env, args: &[&str], env_extra: &[(&str, &str)]) -> Server {
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
-        let mut cmd = env.cmd(&["serve", "--http", &addr]);
-        cmd.args(args)
-            .env_remove("BLUEPLANE_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (k, v) in env_extra {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("spawn serve --http");
-        let mut s = Server { child, port };
-        s.wait_listening();
-        s
-    }
-
-    fn wait_listening(&mut self) {
-        let t0 = Instant::now();
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                panic!("serve --http exited before listening: {st}");
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "serve --http did not listen on {} within 30 s",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/mcp", self.port)
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Sends `signal` (`TERM`, `INT`) and waits for the exit (at most `deadline`).
-    fn signal(&mut self, signal: &str, deadline: Duration) -> std::process::ExitStatus {
-        let ok = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .expect("kill")
-            .success();
-        assert!(ok, "kill -{signal} failed");
-        let t0 = Instant::now();
-        loop {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                return st;
-            }
-            assert!(
-                t0.elapsed() < deadline,
-                "serve --http did not exit within {deadline:?} of SIG{signal}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
 
 /// An HTTP/1.1 response: status, lowercase header lines, and the body when it has a length.
 #[derive(Debug)]

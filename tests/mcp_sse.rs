@@ -11,59 +11,18 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::Env;
+use support::http::Server;
 use support::python::{backfilled, run_script};
 
 const TOKEN: &str = "test-token-sse-7d2a";
 /// `Limits::default().max_sessions` of src/mcp/sse.rs.
 const MAX_SESSIONS: usize = 64;
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("addr").port()
-}
-
-/// A running `serve --http`, killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(env: &Env, env_extra: &[(&str, &str)]) -> Server {
-        let port = free_port();
-        let mut cmd = env.cmd(&["serve", "--http", &format!("127.0.0.1:{port}")]);
-        cmd.env_remove("BLUEPLANE_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        for (k, v) in env_extra {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn serve --http");
-        let t0 = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(st) = child.try_wait().expect("try_wait") {
-                panic!("serve --http exited before listening: {st}");
-            }
-            assert!(t0.elapsed() < Duration::from_secs(30), "not listening");
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        Server { child, port }
-    }
-}
 
 /// Status line and body (with a Content-Length) of one request on a fresh connection.
 fn request(
@@ -213,7 +172,7 @@ const PING: &str = r#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#;
 #[test]
 fn python_sdk_sse_client_calls_every_tool_with_a_token() {
     let env = backfilled();
-    let server = Server::start(&env, &[("BLUEPLANE_TOKEN", TOKEN)]);
+    let server = Server::start(&env, &[], &[("BLUEPLANE_TOKEN", TOKEN)]);
     // Without the token neither route answers.
     let Err((status, _)) = open(server.port, &[]) else {
         panic!("/sse opened without the token");
@@ -235,7 +194,7 @@ fn python_sdk_sse_client_calls_every_tool_with_a_token() {
 #[test]
 fn raw_protocol_security_cap_disconnect_and_shutdown() {
     let env = Env::new(&[]);
-    let mut server = Server::start(&env, &[]);
+    let mut server = Server::start(&env, &[], &[]);
     let port = server.port;
 
     // The protocol: 202 for each POST, the replies on the stream.

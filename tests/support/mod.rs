@@ -2,6 +2,7 @@
 //! `BLUEPLANE_HOME`, and running the real binary.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod python;
 pub mod redis;
 
