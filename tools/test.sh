@@ -10,9 +10,14 @@
 #   3. the real Claude Code CLI, pinned (npm @anthropic-ai/claude-code into
 #      ${XDG_CACHE_HOME:-~/.cache}/blueplane-test/claude, nodejs/npm with apt-get when missing),
 #      skipped when the cached one already prints that version;
-#   4. cargo fmt --check, cargo clippy --all-targets --locked -D warnings, cargo test --locked
+#   4. the MCP Inspector CLI, pinned (npm @modelcontextprotocol/inspector into
+#      ${XDG_CACHE_HOME:-~/.cache}/blueplane-test/inspector), skipped when the cached one
+#      already prints that version;
+#   5. cargo fmt --check, cargo clippy --all-targets --locked -D warnings, cargo test --locked
 #      (with BLUEPLANE_TEST_PYTHON = the venv's python, for tests/mcp_python.rs, mcp_http.rs and
-#      mcp_sse.rs, and BLUEPLANE_TEST_CLAUDE = that CLI with BLUEPLANE_REQUIRE_CLAUDE=1, for tests/claude_e2e.rs).
+#      mcp_sse.rs, BLUEPLANE_TEST_CLAUDE = that CLI with BLUEPLANE_REQUIRE_CLAUDE=1, for
+#      tests/claude_e2e.rs, and BLUEPLANE_TEST_INSPECTOR = the Inspector's bin with
+#      BLUEPLANE_REQUIRE_INSPECTOR=1, for tests/mcp_inspector.rs).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -130,7 +135,23 @@ if ! claude_pinned; then
 fi
 export BLUEPLANE_TEST_CLAUDE="$CLAUDE_BIN" BLUEPLANE_REQUIRE_CLAUDE=1
 
-# --- 4. Rust: format, lints, tests -------------------------------------------------------------
+# --- 4. The MCP Inspector CLI, pinned, for tests/mcp_inspector.rs ---------------------------
+INSPECTOR_PIN=2.12.0
+INSPECTOR_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/blueplane-test/inspector"
+INSPECTOR_BIN="$INSPECTOR_DIR/node_modules/.bin/mcp-inspector"
+inspector_pinned() { [ "$("$INSPECTOR_BIN" --version 2>/dev/null)" = "$INSPECTOR_PIN" ]; }
+if ! inspector_pinned; then
+    command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+    step "installing @modelcontextprotocol/inspector@$INSPECTOR_PIN into $INSPECTOR_DIR (npm)"
+    mkdir -p "$INSPECTOR_DIR"
+    npm install --prefix "$INSPECTOR_DIR" --no-audit --no-fund --loglevel=error \
+        "@modelcontextprotocol/inspector@$INSPECTOR_PIN" >&2 ||
+        die "npm install @modelcontextprotocol/inspector@$INSPECTOR_PIN failed (is the npm registry reachable?)"
+    inspector_pinned || die "$INSPECTOR_BIN --version does not print $INSPECTOR_PIN after npm install"
+fi
+export BLUEPLANE_TEST_INSPECTOR="$INSPECTOR_BIN" BLUEPLANE_REQUIRE_INSPECTOR=1
+
+# --- 5. Rust: format, lints, tests -------------------------------------------------------------
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rustup (https://rustup.rs)"
 for component in rustfmt clippy; do
     sub=${component/rustfmt/fmt}
