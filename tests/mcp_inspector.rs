@@ -5,8 +5,9 @@
 //! `tools/call` of every tool must return a non-error result with structured content; an
 //! unknown session id must come back as a tool error, so the success checks can fail.
 //!
-//! The Inspector is `$BLUEPLANE_TEST_INSPECTOR` (its `mcp-inspector` bin; `tools/test.sh`
-//! installs the pinned `@modelcontextprotocol/inspector`). Skip-safe like `claude_e2e.rs`:
+//! The Inspector is `$BLUEPLANE_TEST_INSPECTOR` (its `mcp-inspector` bin), run by
+//! `$BLUEPLANE_TEST_NODE` when set (it declares Node.js 22), else by the `node` on PATH;
+//! `tools/test.sh` installs the pinned `@modelcontextprotocol/inspector` and Node.js 22. Skip-safe like `claude_e2e.rs`:
 //! without it the tests print a note and pass, unless `CI` or `BLUEPLANE_REQUIRE_INSPECTOR=1`
 //! is set, then they fail. Each Inspector run gets a temp `HOME` (it keeps a catalog and
 //! secrets under `~/.mcp-inspector`).
@@ -112,6 +113,7 @@ impl Target {
 }
 
 struct Inspector {
+    node: Option<PathBuf>,
     bin: PathBuf,
     home: tempfile::TempDir,
 }
@@ -119,6 +121,9 @@ struct Inspector {
 impl Inspector {
     fn new(bin: PathBuf) -> Inspector {
         Inspector {
+            node: std::env::var_os("BLUEPLANE_TEST_NODE")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
             bin,
             home: tempfile::tempdir().expect("tempdir"),
         }
@@ -127,7 +132,14 @@ impl Inspector {
     /// Runs `mcp-inspector --cli <target> <method args> --format json` to completion.
     fn run(&self, target: &Target, method: &[&str]) -> Outcome {
         let what = format!("mcp-inspector {} {method:?}", target.what);
-        let mut cmd = Command::new(&self.bin);
+        let mut cmd = match &self.node {
+            Some(node) => {
+                let mut c = Command::new(node);
+                c.arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
         cmd.arg("--cli")
             .args(&target.args)
             .args(method)

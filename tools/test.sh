@@ -10,14 +10,18 @@
 #   3. the real Claude Code CLI, pinned (npm @anthropic-ai/claude-code into
 #      ${XDG_CACHE_HOME:-~/.cache}/blueplane-test/claude, nodejs/npm with apt-get when missing),
 #      skipped when the cached one already prints that version;
-#   4. the MCP Inspector CLI, pinned (npm @modelcontextprotocol/inspector into
-#      ${XDG_CACHE_HOME:-~/.cache}/blueplane-test/inspector), skipped when the cached one
-#      already prints that version;
+#   4. Node.js 22 for the MCP tools below (npm package `node`, pinned, into
+#      ${XDG_CACHE_HOME:-~/.cache}/blueplane-test/node22; Debian's nodejs is older than they
+#      declare), then the MCP Inspector CLI (npm @modelcontextprotocol/inspector into
+#      .../blueplane-test/inspector) and the MCP conformance suite (npm
+#      @modelcontextprotocol/conformance into .../blueplane-test/conformance), both pinned,
+#      each skipped when the cached one already prints its version;
 #   5. cargo fmt --check, cargo clippy --all-targets --locked -D warnings, cargo test --locked
 #      (with BLUEPLANE_TEST_PYTHON = the venv's python, for tests/mcp_python.rs, mcp_http.rs and
-#      mcp_sse.rs, BLUEPLANE_TEST_CLAUDE = that CLI with BLUEPLANE_REQUIRE_CLAUDE=1, for
-#      tests/claude_e2e.rs, and BLUEPLANE_TEST_INSPECTOR = the Inspector's bin with
-#      BLUEPLANE_REQUIRE_INSPECTOR=1, for tests/mcp_inspector.rs).
+#      mcp_sse.rs; BLUEPLANE_TEST_CLAUDE = that CLI with BLUEPLANE_REQUIRE_CLAUDE=1, for
+#      tests/claude_e2e.rs; BLUEPLANE_TEST_NODE = that node, BLUEPLANE_TEST_INSPECTOR and
+#      BLUEPLANE_TEST_CONFORMANCE = the two bins, with BLUEPLANE_REQUIRE_INSPECTOR=1 and
+#      BLUEPLANE_REQUIRE_CONFORMANCE=1, for tests/mcp_inspector.rs and mcp_conformance.rs).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -135,21 +139,37 @@ if ! claude_pinned; then
 fi
 export BLUEPLANE_TEST_CLAUDE="$CLAUDE_BIN" BLUEPLANE_REQUIRE_CLAUDE=1
 
-# --- 4. The MCP Inspector CLI, pinned, for tests/mcp_inspector.rs ---------------------------
+# --- 4. Node.js 22, the MCP Inspector CLI and the conformance suite, pinned ------------------
+NODE22_PIN=22.23.3
 INSPECTOR_PIN=2.12.0
-INSPECTOR_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/blueplane-test/inspector"
-INSPECTOR_BIN="$INSPECTOR_DIR/node_modules/.bin/mcp-inspector"
-inspector_pinned() { [ "$("$INSPECTOR_BIN" --version 2>/dev/null)" = "$INSPECTOR_PIN" ]; }
-if ! inspector_pinned; then
+CONFORMANCE_PIN=0.1.16
+NPM_CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/blueplane-test"
+NODE22_BIN="$NPM_CACHE_DIR/node22/node_modules/.bin/node"
+INSPECTOR_BIN="$NPM_CACHE_DIR/inspector/node_modules/.bin/mcp-inspector"
+CONFORMANCE_BIN="$NPM_CACHE_DIR/conformance/node_modules/.bin/conformance"
+# npm_pinned <want> <command...>: the command prints exactly <want>.
+npm_pinned() { local want=$1; shift; [ "$("$@" 2>/dev/null)" = "$want" ]; }
+# npm_pin <dir> <package> <version> <want> <command...>: installs package@version into
+# $NPM_CACHE_DIR/<dir> unless the command already prints <want>.
+npm_pin() {
+    local dir=$NPM_CACHE_DIR/$1 pkg=$2 ver=$3 want=$4
+    shift 4
+    npm_pinned "$want" "$@" && return 0
     command -v npm >/dev/null 2>&1 || apt_install nodejs npm
-    step "installing @modelcontextprotocol/inspector@$INSPECTOR_PIN into $INSPECTOR_DIR (npm)"
-    mkdir -p "$INSPECTOR_DIR"
-    npm install --prefix "$INSPECTOR_DIR" --no-audit --no-fund --loglevel=error \
-        "@modelcontextprotocol/inspector@$INSPECTOR_PIN" >&2 ||
-        die "npm install @modelcontextprotocol/inspector@$INSPECTOR_PIN failed (is the npm registry reachable?)"
-    inspector_pinned || die "$INSPECTOR_BIN --version does not print $INSPECTOR_PIN after npm install"
-fi
-export BLUEPLANE_TEST_INSPECTOR="$INSPECTOR_BIN" BLUEPLANE_REQUIRE_INSPECTOR=1
+    step "installing $pkg@$ver into $dir (npm)"
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-audit --no-fund --loglevel=error "$pkg@$ver" >&2 ||
+        die "npm install $pkg@$ver failed (is the npm registry reachable?)"
+    npm_pinned "$want" "$@" || die "'$*' does not print $want after npm install $pkg@$ver"
+}
+npm_pin node22 node "$NODE22_PIN" "v$NODE22_PIN" "$NODE22_BIN" --version
+npm_pin inspector @modelcontextprotocol/inspector "$INSPECTOR_PIN" "$INSPECTOR_PIN" \
+    "$NODE22_BIN" "$INSPECTOR_BIN" --version
+npm_pin conformance @modelcontextprotocol/conformance "$CONFORMANCE_PIN" "$CONFORMANCE_PIN" \
+    "$NODE22_BIN" "$CONFORMANCE_BIN" --version
+export BLUEPLANE_TEST_NODE="$NODE22_BIN" BLUEPLANE_TEST_INSPECTOR="$INSPECTOR_BIN" \
+    BLUEPLANE_TEST_CONFORMANCE="$CONFORMANCE_BIN" BLUEPLANE_REQUIRE_INSPECTOR=1 \
+    BLUEPLANE_REQUIRE_CONFORMANCE=1
 
 # --- 5. Rust: format, lints, tests -------------------------------------------------------------
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rustup (https://rustup.rs)"
