@@ -272,7 +272,7 @@ def main() -> int:
     if not (1 <= a.clients <= 500 and 0 < a.seconds <= 600):
         p.error("--clients 1..500, --seconds up to 600")
     if not a.stop_check:
-        SETTLE_MAX_S[0] = 3.0
+        SETTLE_MAX_S[0] = 0.0
     port = free_port()
     url = f"http://127.0.0.1:{port}/mcp"
     env = {k: v for k, v in os.environ.items() if k != "BLUEPLANE_TOKEN"}
