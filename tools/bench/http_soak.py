@@ -226,7 +226,8 @@ async def main_async(a, url: str, pid: int) -> dict:
         async with anyio.create_task_group() as tg:
             for i in range(a.clients):
                 tg.start_soon(mix_client, url, deadline, a.seed + i, session_ids, st)
-            tg.start_soon(slow_canceller, url, deadline, a.cancel_after, st)
+            if a.slow:
+                tg.start_soon(slow_canceller, url, deadline, a.cancel_after, st)
     wall = time.monotonic() - t0
     soak_cpu = cpu_s(pid) - c0
     window = max(1.0, 1.5 * slow_s)
@@ -266,6 +267,8 @@ def main() -> int:
     p.add_argument("--calibrate", type=int, default=3)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--min-calls", type=int, default=1, help="each client must complete this many calls")
+    p.add_argument("--no-slow", dest="slow", action="store_false",
+                   help="no slow call during the soak (a baseline for its effect on the others)")
     p.add_argument("--no-stop-check", dest="stop_check", action="store_false",
                    help="skip the idle-server check that a cancelled call stopped")
     a = p.parse_args()
