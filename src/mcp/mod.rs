@@ -206,6 +206,23 @@ impl Telemetry {
     ) -> Result<T, String> {
         tokio::task::block_in_place(|| self.state.reader.with(f).map_err(err))
     }
+
+    /// [`Telemetry::read`] that stops the query when `ct` is cancelled: rmcp (3.11) cancels a
+    /// call's token on `notifications/cancelled` but neither drops nor aborts the handler, so
+    /// without this the query would run to its end and its answer be thrown away.
+    fn read_cancellable<T>(
+        &self,
+        ct: &tokio_util::sync::CancellationToken,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<T, QueryError>,
+    ) -> Result<T, String> {
+        let ct = ct.clone();
+        tokio::task::block_in_place(|| {
+            self.state
+                .reader
+                .with_cancel(move || ct.is_cancelled(), f)
+                .map_err(err)
+        })
+    }
 }
 
 #[tool_router]
@@ -312,6 +329,7 @@ impl Telemetry {
     )]
     pub async fn search_conversations(
         &self,
+        ct: tokio_util::sync::CancellationToken,
         Parameters(a): Parameters<SearchArgs>,
     ) -> Result<Json<SearchResult>, String> {
         let a = a?;
@@ -323,7 +341,7 @@ impl Telemetry {
             a.project,
         )?;
         let privacy = self.state.privacy;
-        self.read(|c| {
+        self.read_cancellable(&ct, |c| {
             query::search_as(
                 c,
                 &a.query,
