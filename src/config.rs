@@ -80,13 +80,7 @@ impl Config {
     /// An unreadable or invalid config file, or no home directory.
     pub fn load() -> Result<Config, ConfigError> {
         let user_home = std::env::var_os("HOME").map(PathBuf::from);
-        let home = match std::env::var_os("BLUEPLANE_HOME").filter(|h| !h.is_empty()) {
-            Some(h) => PathBuf::from(h),
-            None => user_home
-                .as_ref()
-                .ok_or(ConfigError::NoHome)?
-                .join(".blueplane"),
-        };
+        let home = home_dir().ok_or(ConfigError::NoHome)?;
         let raw = read_file(&home.join("config.toml"))?;
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let claude_dir = env("CLAUDE_CONFIG_DIR").or(raw.capture.claude_config_dir);
@@ -128,6 +122,14 @@ impl Config {
     /// (`*.jsonl`, drained by the capture lease holder; see `hook::spool`).
     pub fn spool_dir(&self) -> PathBuf {
         self.home.join("spool")
+    }
+}
+
+/// `$BLUEPLANE_HOME`, else `~/.blueplane`; None without either.
+pub fn home_dir() -> Option<PathBuf> {
+    match std::env::var_os("BLUEPLANE_HOME").filter(|h| !h.is_empty()) {
+        Some(h) => Some(PathBuf::from(h)),
+        None => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".blueplane")),
     }
 }
 

@@ -56,24 +56,24 @@ static FIXTURE_EVENTS: LazyLock<Vec<Event>> = LazyLock::new(|| {
         support::jsonl_files(&root.join(sub), &mut files);
     }
     assert!(files.len() >= 10, "fixtures missing: {files:?}");
+    file_events(&files)
+});
+
+/// Every event of `files`, in file order.
+fn file_events(files: &[PathBuf]) -> Vec<Event> {
     let mut events = Vec::new();
-    for f in &files {
+    for f in files {
         let ctx = FileContext::for_path(f);
         let chunk = tailer::read_new(f, None).expect("read");
-        let file: Vec<Event> = chunk
-            .lines()
-            .filter_map(
-                |(off, line)| match parse_line(&ctx, off, line, PrivacyMode::Standard) {
-                    Parsed::Event(e) => Some(*e),
-                    _ => None,
-                },
-            )
-            .collect();
-        events.extend(file);
+        events.extend(chunk.lines().filter_map(|(off, line)| {
+            match parse_line(&ctx, off, line, PrivacyMode::Standard) {
+                Parsed::Event(e) => Some(*e),
+                _ => None,
+            }
+        }));
     }
-
     events
-});
+}
 
 // ---------------------------------------------------------------------------------------
 // Generated transcripts
@@ -587,17 +587,7 @@ static HOOKED_EVENTS: LazyLock<Vec<Event>> = LazyLock::new(|| {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let mut files = Vec::new();
     support::jsonl_files(&root.join("claude-2.1"), &mut files);
-    let mut events = Vec::new();
-    for f in &files {
-        let ctx = FileContext::for_path(f);
-        let chunk = tailer::read_new(f, None).expect("read");
-        events.extend(chunk.lines().filter_map(|(off, line)| {
-            match parse_line(&ctx, off, line, PrivacyMode::Standard) {
-                Parsed::Event(e) => Some(*e),
-                _ => None,
-            }
-        }));
-    }
+    let mut events = file_events(&files);
     let mut hooks: Vec<PathBuf> = std::fs::read_dir(root.join("hooks/claude-2.1.328"))
         .expect("hook fixtures")
         .flatten()
@@ -614,24 +604,7 @@ static HOOKED_EVENTS: LazyLock<Vec<Event>> = LazyLock::new(|| {
             PrivacyMode::Standard,
             1_796_000_000_000 + i as i64 * 1000,
         );
-        let blueplane::hook::spool::SpoolRecord::Event {
-            id, s, t, src, d, ..
-        } = p.record
-        else {
-            panic!("{} is not an event", h.display());
-        };
-        events.push(Event {
-            id,
-            platform: blueplane::event::Platform::ClaudeCode,
-            kind: "hook".into(),
-            session_id: s,
-            timestamp_ms: Some(t),
-            source: blueplane::event::Source::Hook {
-                event: src,
-                received_at: t,
-            },
-            payload: d,
-        });
+        events.push(p.record.to_event().expect("a hook fixture is an event"));
     }
     events
 });

@@ -12,7 +12,6 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -325,23 +324,7 @@ fn raw_protocol_security_cap_disconnect_and_shutdown() {
     );
 
     // SIGTERM with every stream open: the server ends them and exits.
-    let ok = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok);
-    let t0 = Instant::now();
-    let st = loop {
-        if let Some(st) = server.child.try_wait().expect("try_wait") {
-            break st;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(15),
-            "serve --http did not exit within 15 s of SIGTERM with SSE streams open"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let st = server.signal("TERM", Duration::from_secs(15));
     assert!(st.success(), "exit after SIGTERM: {st}");
     // The stream ended rather than hanging.
     let mut rest = String::new();

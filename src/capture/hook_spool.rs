@@ -15,8 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::sink::{Batch, Sink};
 use super::source::{BoxFuture, CaptureSource, Progress, Watch};
 use super::{CaptureError, CaptureStats};
-use crate::event::{Event, Platform, Source};
-use crate::hook::spool::{self, SpoolRecord};
+use crate::hook::spool;
 use crate::queue::DeadLetter;
 
 /// Records per publish.
@@ -75,7 +74,7 @@ impl HookSpool {
                 let mut dead = Vec::new();
                 for r in chunk {
                     match r {
-                        Ok(rec) => match to_event(rec) {
+                        Ok(rec) => match rec.to_event() {
                             Ok(e) => events.push(e),
                             Err(d) => dead.push(d),
                         },
@@ -116,48 +115,6 @@ impl HookSpool {
             );
         }
         Ok(stats)
-    }
-}
-
-/// A spooled record as an event, or the dead letter it stands for.
-fn to_event(rec: &SpoolRecord) -> Result<Event, DeadLetter> {
-    match rec {
-        SpoolRecord::Event {
-            id,
-            p,
-            k,
-            s,
-            t,
-            src,
-            d,
-        } => match Platform::parse(p) {
-            Some(platform) => Ok(Event {
-                id: id.clone(),
-                platform,
-                kind: k.clone(),
-                session_id: s.clone(),
-                timestamp_ms: Some(*t),
-                source: Source::Hook {
-                    event: src.clone(),
-                    received_at: *t,
-                },
-                payload: d.clone(),
-            }),
-            None => Err(DeadLetter {
-                stage: "hook",
-                reason: format!("spooled event of unknown platform '{p}'"),
-                source: src.clone(),
-                offset: 0,
-            }),
-        },
-        SpoolRecord::Bad {
-            bad, src, bytes, ..
-        } => Err(DeadLetter {
-            stage: "hook",
-            reason: bad.clone(),
-            source: src.clone(),
-            offset: *bytes,
-        }),
     }
 }
 
@@ -231,6 +188,7 @@ impl CaptureSource for HookSpool {
 mod tests {
     use super::*;
     use crate::capture::MemorySink;
+    use crate::hook::spool::SpoolRecord;
 
     #[tokio::test]
     async fn drains_events_and_dead_letters_once() {

@@ -63,12 +63,7 @@ impl Target {
                 db_path: c.db_path(),
             }),
             Err(_) => {
-                let home = std::env::var_os("BLUEPLANE_HOME")
-                    .filter(|h| !h.is_empty())
-                    .map(PathBuf::from)
-                    .or_else(|| {
-                        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".blueplane"))
-                    })?;
+                let home = crate::config::home_dir()?;
                 let redis_url = std::env::var("REDIS_URL")
                     .ok()
                     .filter(|u| !u.trim().is_empty())
@@ -90,8 +85,6 @@ pub struct Prepared {
     pub record: SpoolRecord,
     /// Transcript files the payload names (`transcript_path`, `agent_transcript_path`).
     pub transcripts: Vec<String>,
-    /// The payload as parsed, before privacy rules (for the status line's own output).
-    pub parsed: Option<Value>,
 }
 
 /// Where a payload went.
@@ -128,7 +121,6 @@ pub fn prepare(
             at: received_at,
         },
         transcripts: Vec::new(),
-        parsed: None,
     };
     if raw.len() as u64 > MAX_PAYLOAD {
         return bad(format!("payload larger than {} MiB", MAX_PAYLOAD >> 20));
@@ -154,7 +146,7 @@ pub fn prepare(
         .iter()
         .filter_map(|k| str_of(k))
         .collect();
-    let mut filtered = parsed.clone();
+    let mut filtered = parsed;
     crate::privacy::hooks::filter_hook_payload(&mut filtered, privacy);
     Prepared {
         record: SpoolRecord::Event {
@@ -167,7 +159,6 @@ pub fn prepare(
             d: filtered.to_string(),
         },
         transcripts,
-        parsed: Some(parsed),
     }
 }
 
@@ -228,37 +219,15 @@ fn send(url: &str, p: &Prepared) -> redis::RedisResult<()> {
 /// `queue::event_fields` writes them) or the bad payload on `bp:dlq`, and the counters.
 pub fn add_record(pipe: &mut redis::Pipeline, rec: &SpoolRecord) {
     match rec {
-        SpoolRecord::Event {
-            id,
-            p,
-            k,
-            s,
-            t,
-            src,
-            d,
-        } => {
-            pipe.cmd("XADD")
-                .arg(queue::EVENTS)
-                .arg("*")
-                .arg("id")
-                .arg(id)
-                .arg("p")
-                .arg(p)
-                .arg("k")
-                .arg(k)
-                .arg("s")
-                .arg(s.as_deref().unwrap_or(""))
-                .arg("t")
-                .arg(t)
-                .arg("src")
-                .arg(src)
-                .arg("off")
-                .arg(t)
-                .arg("d")
-                .arg(d)
-                .arg("sk")
-                .arg("hook")
-                .ignore();
+        SpoolRecord::Event { p, k, t, .. } => {
+            // Records made by `prepare` always name a known platform.
+            if let Ok(e) = rec.to_event() {
+                let xadd = pipe.cmd("XADD").arg(queue::EVENTS).arg("*");
+                for (field, value) in queue::event_fields(&e) {
+                    xadd.arg(field).arg(value);
+                }
+                xadd.ignore();
+            }
             pipe.hincr(queue::STATS, format!("{k}_events"), 1).ignore();
             pipe.hset(queue::LAST_EVENT, format!("{p}:{k}"), t).ignore();
         }
@@ -321,7 +290,8 @@ pub fn run_statusline(target: Option<&Target>, input: impl Read) -> Option<Value
         target.privacy,
         received_at,
     );
-    let parsed = p.parsed.clone();
+    // The line shows the payload as Claude Code sent it, not as it is stored.
+    let parsed: Option<Value> = serde_json::from_slice(&raw).ok().filter(Value::is_object);
     if let Some(v) = &parsed {
         let figures = serde_json::json!([v.get("session_id"), v.get("cost"), v.get("rate_limits")]);
         let mut h = Xxh3::new();

@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::{Event, Platform, Source};
+use crate::queue::DeadLetter;
+
 /// The file hook processes append to.
 pub const SPOOL_FILE: &str = "hooks.jsonl";
 /// Extension of a file taken for draining.
@@ -47,6 +50,51 @@ pub enum SpoolRecord {
         bytes: u64,
         at: i64,
     },
+}
+
+impl SpoolRecord {
+    /// The event this record carries, or the dead letter it stands for (a payload that was
+    /// not an event, or an event of a platform this binary does not know).
+    pub fn to_event(&self) -> Result<Event, DeadLetter> {
+        match self {
+            SpoolRecord::Event {
+                id,
+                p,
+                k,
+                s,
+                t,
+                src,
+                d,
+            } => match Platform::parse(p) {
+                Some(platform) => Ok(Event {
+                    id: id.clone(),
+                    platform,
+                    kind: k.clone(),
+                    session_id: s.clone(),
+                    timestamp_ms: Some(*t),
+                    source: Source::Hook {
+                        event: src.clone(),
+                        received_at: *t,
+                    },
+                    payload: d.clone(),
+                }),
+                None => Err(DeadLetter {
+                    stage: "hook",
+                    reason: format!("spooled event of unknown platform '{p}'"),
+                    source: src.clone(),
+                    offset: 0,
+                }),
+            },
+            SpoolRecord::Bad {
+                bad, src, bytes, ..
+            } => Err(DeadLetter {
+                stage: "hook",
+                reason: bad.clone(),
+                source: src.clone(),
+                offset: *bytes,
+            }),
+        }
+    }
 }
 
 /// Appends one record to the spool in `dir` (created with mode 0700 when missing),

@@ -44,16 +44,7 @@ except ImportError as _e:
 TOTAL_TIMEOUT_S = 240.0
 ROUNDS = 5
 
-# One valid call per tool: the second client calls each of these every round.
-EVERY_TOOL = {
-    "list_sessions": {"limit": 3},
-    "get_session_summary": {"session_id": base.SESSION_ID},
-    "get_metrics": {"group_by": "model", "timezone": "UTC"},
-    "search_conversations": {"query": "phoenix"},
-    "get_tool_stats": {},
-    "get_pipeline_status": {},
-    "get_usage_window": {},
-}
+EVERY_TOOL = base.EVERY_TOOL
 
 
 def http_client(token: str | None):

@@ -41,16 +41,7 @@ except ImportError as _e:
 TOTAL_TIMEOUT_S = 240.0
 ROUNDS = 3
 
-# One valid call per tool.
-EVERY_TOOL = {
-    "list_sessions": {"limit": 3},
-    "get_session_summary": {"session_id": base.SESSION_ID},
-    "get_metrics": {"group_by": "model", "timezone": "UTC"},
-    "search_conversations": {"query": "phoenix"},
-    "get_tool_stats": {},
-    "get_pipeline_status": {},
-    "get_usage_window": {},
-}
+EVERY_TOOL = base.EVERY_TOOL
 
 
 async def session_run(url: str, token: str | None, ck: base.Checker, full: bool) -> base.Client:

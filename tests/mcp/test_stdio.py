@@ -87,6 +87,17 @@ GRAND_TOTAL_TOKENS = 356824
 GRAND_TOTAL_TOOL_CALLS = 20
 GRAND_TOTAL_TOOL_ERRORS = 2
 
+# One valid call per tool: the HTTP and SSE clients call each of these every round.
+EVERY_TOOL = {
+    "list_sessions": {"limit": 3},
+    "get_session_summary": {"session_id": SESSION_ID},
+    "get_metrics": {"group_by": "model", "timezone": "UTC"},
+    "search_conversations": {"query": "phoenix"},
+    "get_tool_stats": {},
+    "get_pipeline_status": {},
+    "get_usage_window": {},
+}
+
 # The tool contract (src/mcp/mod.rs, src/mcp/schema.rs, src/query/mod.rs).
 SESSIONS_PAGE = 5  # list_sessions' default page
 SEARCH_PAGE = 8  # search_conversations' default page
