@@ -1037,3 +1037,140 @@ impl CaptureSource for CursorDb {
         Box::pin(self.poll_versions())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn watermarks_round_trip() {
+        for w in [
+            Watermark::default(),
+            Watermark {
+                kv: 42,
+                item: 7,
+                pass: None,
+            },
+            Watermark {
+                kv: 0,
+                item: 3,
+                pass: Some(Pass {
+                    target: 99,
+                    prefix: 1,
+                    after: "bubbleId:c:b|with|bars".into(),
+                }),
+            },
+        ] {
+            assert_eq!(Watermark::decode(&w.encode()), Some(w));
+        }
+        assert_eq!(Watermark::decode("garbage"), None);
+        assert_eq!(Watermark::decode("2|1|1"), None);
+    }
+
+    #[test]
+    fn file_uris_become_paths() {
+        assert_eq!(
+            file_uri_path("file:///home/u/my%20proj%231"),
+            "/home/u/my proj#1"
+        );
+        assert_eq!(
+            file_uri_path("file:///c%3A/Users/u/proj"),
+            "c:/Users/u/proj"
+        );
+        assert_eq!(file_uri_path("file://server/share/x"), "/share/x");
+        assert_eq!(file_uri_path("/plain/path"), "/plain/path");
+        assert_eq!(file_uri_path("file:///bad%zzescape%"), "/bad%zzescape%");
+        assert_eq!(file_uri_path("file:///caf%C3%A9"), "/café");
+    }
+
+    #[test]
+    fn only_databases_and_wals_are_watched() {
+        let g = Path::new("/c/User/globalStorage/state.vscdb");
+        assert!(is_database(g));
+        assert!(is_database(Path::new(
+            "/c/User/globalStorage/state.vscdb-wal"
+        )));
+        assert!(is_database(Path::new(
+            "/c/User/workspaceStorage/abc/state.vscdb"
+        )));
+        assert!(!is_database(Path::new(
+            "/c/User/globalStorage/state.vscdb-shm"
+        )));
+        assert!(!is_database(Path::new(
+            "/c/User/globalStorage/ext/state.vscdb"
+        )));
+        assert!(!is_database(Path::new(
+            "/c/User/globalStorage/storage.json"
+        )));
+        assert_eq!(
+            database_of(Path::new("/c/User/globalStorage/state.vscdb-wal")),
+            g
+        );
+        assert_eq!(
+            workspace_hash(Path::new("/c/User/workspaceStorage/abc/state.vscdb")),
+            Some("abc".into())
+        );
+        assert_eq!(workspace_hash(g), None);
+    }
+
+    #[test]
+    fn uris_escape_what_sqlite_parses() {
+        assert_eq!(
+            uri(Path::new("/a b/50%?x#y/state.vscdb")),
+            "file:/a b/50%25%3fx%23y/state.vscdb?mode=ro"
+        );
+    }
+
+    #[test]
+    fn data_dirs_default_per_os() {
+        let home = Path::new("/home/u");
+        assert_eq!(
+            data_dir(Some("/x/Cursor"), Some(home)),
+            Some(PathBuf::from("/x/Cursor"))
+        );
+        assert_eq!(
+            data_dir(Some("~/C"), Some(home)),
+            Some(PathBuf::from("/home/u/C"))
+        );
+        if cfg!(target_os = "linux") {
+            assert_eq!(
+                data_dir(None, Some(home)),
+                Some(PathBuf::from("/home/u/.config/Cursor"))
+            );
+            assert_eq!(data_dir(Some("  "), None), None);
+        }
+    }
+
+    #[test]
+    fn bubble_times() {
+        assert_eq!(
+            bubble_time(&json!({"createdAt":"2025-12-25T19:36:35.467Z"})),
+            Some(1_766_691_395_467)
+        );
+        assert_eq!(
+            bubble_time(&json!({"createdAt":1_766_691_395_467_i64})),
+            Some(1_766_691_395_467)
+        );
+        // The monotonic clientStartTime is never a time; the first epoch time is.
+        assert_eq!(
+            bubble_time(
+                &json!({"timingInfo":{"clientStartTime":4745281.3,"clientSettleTime":1_766_691_395_467_i64}})
+            ),
+            Some(1_766_691_395_467)
+        );
+        assert_eq!(
+            bubble_time(&json!({"timingInfo":{"clientStartTime":4745281.3}})),
+            None
+        );
+        assert_eq!(bubble_time(&json!({"createdAt":"yesterday"})), None);
+    }
+
+    #[test]
+    fn versions_are_content_hashes() {
+        assert_eq!(version(b"{}"), version(b"{}"));
+        assert_ne!(version(b"{\"a\":1}"), version(b"{\"a\":2}"));
+        assert!(version(b"x") >= 0);
+    }
+}
