@@ -505,10 +505,10 @@ fn dead(ctx: &Ctx<'_>, r: &Row, reason: &str) -> DeadLetter {
     }
 }
 
+/// An event of `kind` for the row `key` at `version` (id `db_row_id("cu", key, version)`).
 fn event(
     ctx: &Ctx<'_>,
     kind: &str,
-    id_key: &str,
     key: &str,
     version: i64,
     session: Option<&str>,
@@ -516,7 +516,7 @@ fn event(
     payload: &Value,
 ) -> Event {
     Event {
-        id: db_row_id("cu", id_key, version),
+        id: db_row_id("cu", key, version),
         platform: Platform::Cursor,
         kind: kind.to_string(),
         session_id: session.map(str::to_string),
@@ -564,17 +564,10 @@ fn parse(ctx: &Ctx<'_>, read: &Read, created: &mut dyn FnMut(&str) -> Option<i64
             let (folder, folders) = ctx.dir.map(workspace_folders).unwrap_or_default();
             let payload = privacy::cursor::workspace(hash, folder.as_deref(), &folders, &v, mode);
             let ts = privacy::cursor::workspace_updated_at(&v);
-            let id_key = format!("{hash}/{WORKSPACE_KEY}");
-            out.events.push(event(
-                ctx,
-                "workspace",
-                &id_key,
-                &r.key,
-                ver,
-                None,
-                ts,
-                &payload,
-            ));
+            let mut e = event(ctx, "workspace", &r.key, ver, None, ts, &payload);
+            // Ids never name the database path: the workspace hash scopes the key.
+            e.id = db_row_id("cu", &format!("{hash}/{WORKSPACE_KEY}"), ver);
+            out.events.push(e);
         } else if let Some(cid) = r.key.strip_prefix("composerData:") {
             let payload = privacy::cursor::composer(&v, mode);
             let created_at = v.get("createdAt").and_then(Value::as_i64);
@@ -582,16 +575,8 @@ fn parse(ctx: &Ctx<'_>, read: &Read, created: &mut dyn FnMut(&str) -> Option<i64
                 .get("lastUpdatedAt")
                 .and_then(Value::as_i64)
                 .or(created_at);
-            out.events.push(event(
-                ctx,
-                "composer",
-                &r.key,
-                &r.key,
-                ver,
-                Some(cid),
-                ts,
-                &payload,
-            ));
+            out.events
+                .push(event(ctx, "composer", &r.key, ver, Some(cid), ts, &payload));
             // Legacy composers carry their bubbles inline.
             for b in v
                 .get("conversation")
@@ -606,43 +591,19 @@ fn parse(ctx: &Ctx<'_>, read: &Read, created: &mut dyn FnMut(&str) -> Option<i64
                 let bver = version(b.to_string().as_bytes());
                 let payload = privacy::cursor::bubble(b, cid, mode);
                 let ts = bubble_time(b).or(created_at);
-                out.events.push(event(
-                    ctx,
-                    "bubble",
-                    &key,
-                    &key,
-                    bver,
-                    Some(cid),
-                    ts,
-                    &payload,
-                ));
+                out.events
+                    .push(event(ctx, "bubble", &key, bver, Some(cid), ts, &payload));
             }
         } else if let Some(rest) = r.key.strip_prefix("bubbleId:") {
             let cid = rest.split(':').next().unwrap_or(rest);
             let payload = privacy::cursor::bubble(&v, cid, mode);
             let ts = bubble_time(&v).or_else(|| created(cid));
-            out.events.push(event(
-                ctx,
-                "bubble",
-                &r.key,
-                &r.key,
-                ver,
-                Some(cid),
-                ts,
-                &payload,
-            ));
+            out.events
+                .push(event(ctx, "bubble", &r.key, ver, Some(cid), ts, &payload));
         } else if r.key.starts_with("agentKv:blob:") {
             let payload = privacy::cursor::agent_blob(&v, mode);
-            out.events.push(event(
-                ctx,
-                "agent_blob",
-                &r.key,
-                &r.key,
-                ver,
-                None,
-                None,
-                &payload,
-            ));
+            out.events
+                .push(event(ctx, "agent_blob", &r.key, ver, None, None, &payload));
         }
     }
     out

@@ -52,7 +52,7 @@ const ERROR_CHARS: usize = 200;
 /// by the query; never copied here anyway).
 pub fn composer(v: &Value, mode: PrivacyMode) -> Value {
     let mut out = Map::new();
-    copy(v, &mut out, &["_v", "composerId"]);
+    copy_scalars(v, &mut out, &["_v", "composerId"]);
     if let Some(name) = v.get("name").and_then(Value::as_str) {
         out.insert("name".into(), json!(title(name, mode)));
     }
@@ -142,7 +142,7 @@ pub fn workspace_path(v: &Value) -> Option<String> {
 /// The `bubble` payload from a `bubbleId:<cid>:<bid>` value (or an inline legacy bubble).
 pub fn bubble(v: &Value, composer_id: &str, mode: PrivacyMode) -> Value {
     let mut out = Map::new();
-    copy(v, &mut out, &["_v"]);
+    copy_scalars(v, &mut out, &["_v"]);
     out.insert("composerId".into(), json!(composer_id));
     copy_scalars(
         v,
@@ -383,10 +383,6 @@ fn title(s: &str, mode: PrivacyMode) -> String {
 
 fn is_scalar(v: &Value) -> bool {
     !v.is_object() && !v.is_array() && !v.is_null()
-}
-
-fn copy(v: &Value, out: &mut Map<String, Value>, keys: &[&str]) {
-    copy_scalars(v, out, keys);
 }
 
 fn copy_scalars(v: &Value, out: &mut Map<String, Value>, keys: &[&str]) {
