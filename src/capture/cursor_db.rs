@@ -312,6 +312,30 @@ struct Read {
     done: bool,
 }
 
+/// A first-pass page: one prefix in key order from `?1` (`cmp` is `>=` for the prefix's start,
+/// `>` after the last key read) to `?2`, up to rowid `?3` (`+rowid`: never the rowid range),
+/// at most `?4` rows — a range scan of the key index.
+fn first_pass_sql(cmp: &str) -> String {
+    format!(
+        "SELECT rowid, key, {VALUE_SQL} FROM cursorDiskKV \
+         WHERE key {cmp} ?1 AND key < ?2 AND +rowid <= ?3 ORDER BY key LIMIT ?4"
+    )
+}
+
+/// A later-pass page: rows above rowid `?1` under any allowed prefix (`+key`: the rowid range
+/// drives, the prefixes filter), in rowid order, at most `?2`.
+fn later_pass_sql() -> String {
+    let ranges: Vec<String> = KV_PREFIXES
+        .iter()
+        .map(|(lo, hi)| format!("(+key >= '{lo}' AND +key < '{hi}')"))
+        .collect();
+    format!(
+        "SELECT rowid, key, {VALUE_SQL} FROM cursorDiskKV \
+         WHERE rowid > ?1 AND ({}) ORDER BY rowid LIMIT ?2",
+        ranges.join(" OR ")
+    )
+}
+
 /// Reads the next batch of `db` after `wm` in one read transaction.
 fn read_batch(
     db: &mut Db,
@@ -369,10 +393,7 @@ fn read_batch(
                 } else {
                     (">", pass.after.as_str())
                 };
-                let sql = format!(
-                    "SELECT rowid, key, {VALUE_SQL} FROM cursorDiskKV \
-                     WHERE key {cmp} ?1 AND key < ?2 AND +rowid <= ?3 ORDER BY key LIMIT ?4"
-                );
+                let sql = first_pass_sql(cmp);
                 let want = limit - rows.len();
                 let got: Vec<Row> = tx
                     .prepare_cached(&sql)?
@@ -398,15 +419,7 @@ fn read_batch(
             }
         } else if max > next.kv {
             // Later passes: rowids above the watermark (new and rewritten rows).
-            let ranges: Vec<String> = KV_PREFIXES
-                .iter()
-                .map(|(lo, hi)| format!("(+key >= '{lo}' AND +key < '{hi}')"))
-                .collect();
-            let sql = format!(
-                "SELECT rowid, key, {VALUE_SQL} FROM cursorDiskKV \
-                 WHERE rowid > ?1 AND ({}) ORDER BY rowid LIMIT ?2",
-                ranges.join(" OR ")
-            );
+            let sql = later_pass_sql();
             let got: Vec<Row> = tx
                 .prepare_cached(&sql)?
                 .query_map(rusqlite::params![next.kv, limit as i64], |r| {
@@ -431,22 +444,23 @@ fn read_batch(
     })
 }
 
+/// Only `createdAt` of one composer leaves SQLite.
+const COMPOSER_CREATED_SQL: &str = "SELECT CASE WHEN json_valid(CAST(value AS TEXT)) \
+     THEN json_extract(CAST(value AS TEXT), '$.createdAt') END \
+     FROM cursorDiskKV WHERE key = ?1";
+
 /// `createdAt` (epoch ms) of composer `cid`, by one indexed lookup of its key.
 fn composer_created_at(conn: &Connection, cid: &str) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached(
-        "SELECT CASE WHEN json_valid(CAST(value AS TEXT)) \
-                THEN json_extract(CAST(value AS TEXT), '$.createdAt') END \
-         FROM cursorDiskKV WHERE key = ?1",
-    )?
-    .query_row([format!("composerData:{cid}")], |r| {
-        Ok(match r.get_ref(0)? {
-            ValueRef::Integer(i) => Some(i),
-            ValueRef::Real(f) => Some(f as i64),
-            _ => None,
+    conn.prepare_cached(COMPOSER_CREATED_SQL)?
+        .query_row([format!("composerData:{cid}")], |r| {
+            Ok(match r.get_ref(0)? {
+                ValueRef::Integer(i) => Some(i),
+                ValueRef::Real(f) => Some(f as i64),
+                _ => None,
+            })
         })
-    })
-    .optional()
-    .map(Option::flatten)
+        .optional()
+        .map(Option::flatten)
 }
 
 /// A bubble's time: `createdAt` (ISO or epoch ms), else a `timingInfo` epoch time, else None
@@ -1126,6 +1140,40 @@ mod tests {
             None
         );
         assert_eq!(bubble_time(&json!({"createdAt":"yesterday"})), None);
+    }
+
+    /// The first pass is a range scan of the key index, later passes a rowid range scan, the
+    /// composer lookup an index seek: no query ever scans the whole table.
+    #[test]
+    fn queries_use_ranges_not_table_scans() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE TABLE cursorDiskKV (key TEXT UNIQUE ON CONFLICT REPLACE, value BLOB);",
+        )
+        .unwrap();
+        let plan = |sql: &str| -> String {
+            let mut s = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let n = s.parameter_count();
+            let params: Vec<i64> = vec![1; n];
+            s.query_map(rusqlite::params_from_iter(params), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap()
+            .join("; ")
+        };
+        for cmp in [">=", ">"] {
+            let p = plan(&first_pass_sql(cmp));
+            assert!(
+                p.contains("USING INDEX") && p.contains("key>? AND key<?"),
+                "{p}"
+            );
+        }
+        let p = plan(&later_pass_sql());
+        assert!(p.contains("INTEGER PRIMARY KEY (rowid>?)"), "{p}");
+        let p = plan(COMPOSER_CREATED_SQL);
+        assert!(p.contains("(key=?)"), "{p}");
     }
 
     #[test]
