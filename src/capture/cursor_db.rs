@@ -52,6 +52,9 @@ pub const DB_FILE: &str = "state.vscdb";
 /// How long a read waits for a lock before giving up until the next tick.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(50);
 
+/// Connections kept open (for polling) at most.
+const MAX_KEPT: usize = 32;
+
 /// How often `PRAGMA data_version` is polled.
 const POLL_EVERY: Duration = Duration::from_millis(900);
 
@@ -803,7 +806,7 @@ impl CursorDb {
                     if is_busy(&e) {
                         tracing::debug!(db = %key, error = %e, "Cursor database busy; retrying on the next tick");
                         if let Some(db) = db {
-                            self.conns.insert(key.clone(), db);
+                            self.keep(&key, db);
                         }
                     } else {
                         // Vanished, not a database, mid-creation: the next rescan retries
@@ -814,7 +817,7 @@ impl CursorDb {
                 }
             };
             if let Some(db) = db {
-                self.conns.insert(key.clone(), db);
+                self.keep(&key, db);
             }
             if next != wm || !parsed.events.is_empty() || !parsed.dead.is_empty() {
                 let encoded = next.encode();
@@ -844,6 +847,16 @@ impl CursorDb {
                 }
                 return Ok(stats);
             }
+        }
+    }
+
+    /// Keeps a connection open for polling: always the global database, workspace databases
+    /// up to [`MAX_KEPT`] (hundreds of workspaces must not exhaust file descriptors; the
+    /// others rely on the watcher and rescans).
+    fn keep(&mut self, key: &str, db: Db) {
+        let global = workspace_hash(Path::new(key)).is_none();
+        if global || self.conns.contains_key(key) || self.conns.len() < MAX_KEPT {
+            self.conns.insert(key.to_string(), db);
         }
     }
 
