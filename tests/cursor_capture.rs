@@ -296,6 +296,13 @@ fn copy_tree(from: &Path, to: &Path) {
 fn ingest_captures_streaming_rewrites() {
     let ce = CursorEnv::new();
     let expected = corpus(&ce.dir, 2);
+    // No periodic rescan during the test: only the watcher and `data_version` polling can
+    // see the rewrites.
+    std::fs::write(
+        ce.env.home.path().join("config.toml"),
+        "[capture]\nrescan_seconds = 600\n",
+    )
+    .unwrap();
     let mut ingest = ce
         .cmd(&ce.dir.root, &["ingest"])
         .stdout(Stdio::null())
@@ -344,8 +351,8 @@ fn ingest_captures_streaming_rewrites() {
         text.push_str(" more");
         g.bubble(cid, &assistant_bubble(bid, &text, T0 + 5000, (120, 40)));
         let took = wait("a rewritten bubble", &|| rows_for(&key) == n, 10);
-        // The periodic rescan (5 s) alone would be too slow: the watcher or polling saw it.
-        assert!(took < Duration::from_secs(3), "took {took:?}");
+        // Usually well under a second; the bound leaves room for a loaded machine.
+        assert!(took < Duration::from_secs(5), "took {took:?}");
     }
     // The newest version (by seq) carries the final text.
     let c = rusqlite::Connection::open(ce.env.db()).unwrap();

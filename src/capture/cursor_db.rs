@@ -201,9 +201,15 @@ impl Watermark {
         Some(Watermark { kv, item, pass })
     }
 
-    /// Nothing read yet.
+    /// No `cursorDiskKV` row read yet: the next read starts a key-ordered first pass.
     fn fresh(&self) -> bool {
         self.kv == 0 && self.pass.is_none()
+    }
+
+    /// Whether a database with this cursor still has its first read to finish (for
+    /// progress and backlog).
+    fn unread(w: Option<&Watermark>) -> bool {
+        w.is_none_or(|w| w.pass.is_some())
     }
 }
 
@@ -310,7 +316,7 @@ struct Read {
     rows: Vec<Row>,
     /// The workspace index row, when it changed.
     workspace: Option<Row>,
-    /// `createdAt` of the composers the bubbles without a time belong to.
+    /// The watermark after this read.
     next: Watermark,
     done: bool,
 }
@@ -744,7 +750,7 @@ impl CursorDb {
             ..CaptureStats::default()
         };
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        let was_fresh = self.cursors.get(&key).is_none_or(Watermark::fresh);
+        let was_unread = Watermark::unread(self.cursors.get(&key));
         if self.created.len() > 100_000 {
             self.created.clear();
         }
@@ -819,7 +825,12 @@ impl CursorDb {
             if let Some(db) = db {
                 self.keep(&key, db);
             }
-            if next != wm || !parsed.events.is_empty() || !parsed.dead.is_empty() {
+            // The first read of a database always leaves a cursor, even an empty one.
+            if next != wm
+                || !parsed.events.is_empty()
+                || !parsed.dead.is_empty()
+                || !self.cursors.contains_key(&key)
+            {
                 let encoded = next.encode();
                 let written = sink
                     .publish(Batch {
@@ -842,7 +853,7 @@ impl CursorDb {
                 stats.bytes += parsed.bytes;
             }
             if done {
-                if was_fresh {
+                if was_unread {
                     progress(size);
                 }
                 return Ok(stats);
@@ -993,11 +1004,7 @@ impl CaptureSource for CursorDb {
     fn backlog_bytes(&self, files: &[(PathBuf, u64)]) -> u64 {
         files
             .iter()
-            .filter(|(p, _)| {
-                self.cursors
-                    .get(&p.display().to_string())
-                    .is_none_or(Watermark::fresh)
-            })
+            .filter(|(p, _)| Watermark::unread(self.cursors.get(&p.display().to_string())))
             .map(|(_, len)| len)
             .sum()
     }
