@@ -495,7 +495,15 @@ async fn a_locked_database_is_retried_later() {
     assert_eq!(stats.events, 0);
     assert!(sink.cursors.is_empty());
     w.execute_batch("COMMIT").unwrap();
-    assert_eq!(scan(&mut src, &mut sink).await, 1);
+    // The next poll hands the database back for another try.
+    let again = src.poll().await;
+    assert_eq!(again, vec![path.clone()]);
+    let stats = src
+        .on_change(&again, &mut sink, &CancellationToken::new(), &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(stats.events, 1);
+    assert_eq!(scan(&mut src, &mut sink).await, 0);
 }
 
 /// Proves a database held in an open write transaction (WAL) is read consistently — the

@@ -716,6 +716,8 @@ pub struct CursorDb {
     conns: HashMap<String, Db>,
     /// Composer `createdAt` by id, for bubbles without a time.
     created: HashMap<String, Option<i64>>,
+    /// Databases a lock kept from being read: the next poll hands them back.
+    retry: Vec<PathBuf>,
     last_poll: Option<Instant>,
 }
 
@@ -728,6 +730,7 @@ impl CursorDb {
             cursors: HashMap::new(),
             conns: HashMap::new(),
             created: HashMap::new(),
+            retry: Vec::new(),
             last_poll: None,
         }
     }
@@ -811,6 +814,9 @@ impl CursorDb {
                 Err(e) => {
                     if is_busy(&e) {
                         tracing::debug!(db = %key, error = %e, "Cursor database busy; retrying on the next tick");
+                        if !self.retry.iter().any(|p| p == path) {
+                            self.retry.push(path.to_path_buf());
+                        }
                         if let Some(db) = db {
                             self.keep(&key, db);
                         }
@@ -914,13 +920,17 @@ impl CursorDb {
         }
     }
 
-    /// The databases whose `PRAGMA data_version` moved since the last poll (at most about
-    /// once a second).
+    /// The databases whose `PRAGMA data_version` moved since the last poll, and those a lock
+    /// kept from being read (at most about once a second).
     async fn poll_versions(&mut self) -> Vec<PathBuf> {
-        if self.last_poll.is_some_and(|t| t.elapsed() < POLL_EVERY) || self.conns.is_empty() {
+        if self.last_poll.is_some_and(|t| t.elapsed() < POLL_EVERY) {
             return Vec::new();
         }
         self.last_poll = Some(Instant::now());
+        let retry = std::mem::take(&mut self.retry);
+        if self.conns.is_empty() {
+            return retry;
+        }
         let conns = std::mem::take(&mut self.conns);
         let job = tokio::task::spawn_blocking(move || {
             let mut conns = conns;
@@ -944,8 +954,13 @@ impl CursorDb {
             (conns, changed)
         });
         match job.await {
-            Ok((conns, changed)) => {
+            Ok((conns, mut changed)) => {
                 self.conns = conns;
+                for p in retry {
+                    if !changed.contains(&p) {
+                        changed.push(p);
+                    }
+                }
                 changed
             }
             Err(e) => {
