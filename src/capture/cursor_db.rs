@@ -319,6 +319,8 @@ struct Read {
     /// The watermark after this read.
     next: Watermark,
     done: bool,
+    /// How long the read transaction was held.
+    held: Duration,
 }
 
 /// A first-pass page: one prefix in key order from `?1` (`cmp` is `>=` for the prefix's start,
@@ -352,6 +354,7 @@ fn read_batch(
     workspace: bool,
     limit: usize,
 ) -> rusqlite::Result<Read> {
+    let started = Instant::now();
     let tx = db.conn.transaction()?;
     let mut next = wm.clone();
     let mut rows = Vec::new();
@@ -450,6 +453,7 @@ fn read_batch(
         workspace: ws_row,
         next,
         done,
+        held: started.elapsed(),
     })
 }
 
@@ -797,6 +801,12 @@ impl CursorDb {
                     created.insert(cid.to_string(), c);
                     c
                 };
+                tracing::debug!(
+                    db = %k,
+                    rows = read.rows.len(),
+                    held_ms = read.held.as_secs_f64() * 1e3,
+                    "Cursor read transaction"
+                );
                 let parsed = parse(&ctx, &read, &mut lookup);
                 (Some(db), Ok((read.next, read.done, parsed)), created)
             })
