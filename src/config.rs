@@ -8,6 +8,7 @@
 //! url = "redis://127.0.0.1:6379/0"   # unset: a managed redis-server under $BLUEPLANE_HOME/redis
 //! [capture]
 //! claude_config_dir = "~/.claude"     # same meaning as CLAUDE_CONFIG_DIR
+//! cursor_data_dir = "~/.config/Cursor" # same meaning as CURSOR_DATA_DIR (default per OS)
 //! rescan_seconds = 5
 //! ```
 
@@ -45,6 +46,7 @@ struct RawRedis {
 #[serde(deny_unknown_fields)]
 struct RawCapture {
     claude_config_dir: Option<String>,
+    cursor_data_dir: Option<String>,
     rescan_seconds: Option<u64>,
 }
 
@@ -70,6 +72,8 @@ pub struct Config {
     pub redis_url: Option<String>,
     pub privacy: PrivacyMode,
     pub claude_projects: Vec<PathBuf>,
+    /// Cursor's data directory (`CURSOR_DATA_DIR`, else the OS default), when known.
+    pub cursor_data_dir: Option<PathBuf>,
     pub rescan: Duration,
 }
 
@@ -84,6 +88,7 @@ impl Config {
         let raw = read_file(&home.join("config.toml"))?;
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let claude_dir = env("CLAUDE_CONFIG_DIR").or(raw.capture.claude_config_dir);
+        let cursor_dir = env("CURSOR_DATA_DIR").or(raw.capture.cursor_data_dir);
         let privacy = match env("BLUEPLANE_PRIVACY_MODE") {
             Some(m) => match m.as_str() {
                 "metadata" => PrivacyMode::Metadata,
@@ -103,6 +108,10 @@ impl Config {
                 claude_dir.as_deref(),
                 user_home.as_deref(),
             ),
+            cursor_data_dir: crate::capture::cursor_db::data_dir(
+                cursor_dir.as_deref(),
+                user_home.as_deref(),
+            ),
             redis_url: env("REDIS_URL").or(raw.redis.url),
             privacy,
             rescan: Duration::from_secs(raw.capture.rescan_seconds.unwrap_or(5).max(1)),
@@ -116,6 +125,13 @@ impl Config {
 
     pub fn log_dir(&self) -> PathBuf {
         self.home.join("logs")
+    }
+
+    /// Where the Cursor capture sources read.
+    pub fn cursor_dirs(&self) -> crate::capture::CursorDirs {
+        crate::capture::CursorDirs {
+            data_dir: self.cursor_data_dir.clone(),
+        }
     }
 
     /// Where hook and status-line payloads wait when Redis cannot take them

@@ -7,13 +7,15 @@
 //! fence on every write, stopping, the file watcher, periodic rescans and `backfill`'s scan
 //! requests. Adding a source means one file here and one entry in [`Capture::new`].
 //!
-//! Invariants: capture never opens SQLite; its only output is the queue. A source's cursor
+//! Invariants: capture never opens Blueplane's SQLite store (only Cursor's databases,
+//! read-only, in `cursor_db`); its only output is the queue. A source's cursor
 //! moves only in the same script that appends the events it covers (invariant 3), and only
 //! the holder of the capture lease captures: every publish is fenced by the lease token, and
 //! a lost lease stops capture between files and batches (invariant 7).
 
 pub mod claude_code;
 pub mod claude_transcripts;
+pub mod cursor_db;
 pub mod hook_spool;
 pub mod sink;
 pub mod source;
@@ -30,6 +32,7 @@ use crate::queue::lease::HeldLease;
 use crate::queue::{Queue, QueueError};
 
 pub use claude_transcripts::ClaudeTranscripts;
+pub use cursor_db::CursorDb;
 pub use hook_spool::HookSpool;
 pub use sink::{MemorySink, RedisSink, Sink};
 pub use source::{CaptureSource, Watch};
@@ -65,6 +68,13 @@ impl std::ops::AddAssign for CaptureStats {
     }
 }
 
+/// Where the Cursor sources read (see `config`).
+#[derive(Debug, Clone, Default)]
+pub struct CursorDirs {
+    /// Cursor's data directory (holding `User/globalStorage` and `User/workspaceStorage`).
+    pub data_dir: Option<PathBuf>,
+}
+
 /// The capture runner: every source, one fenced Redis sink, one stop token.
 pub struct Capture {
     /// The lease and scan requests.
@@ -77,7 +87,8 @@ pub struct Capture {
 }
 
 impl Capture {
-    /// The hook spool in `spool` and the Claude Code transcripts below `dirs`.
+    /// The hook spool in `spool`, the Claude Code transcripts below `dirs` and Cursor's
+    /// databases below `cursor.data_dir`.
     ///
     /// # Errors
     /// When the cursors cannot be loaded from Redis.
@@ -85,6 +96,7 @@ impl Capture {
         queue: Queue,
         spool: PathBuf,
         dirs: Vec<PathBuf>,
+        cursor: CursorDirs,
         mode: PrivacyMode,
     ) -> Result<Capture, CaptureError> {
         // The spool first: its `hooks.jsonl` must not be taken for a transcript.
@@ -93,6 +105,7 @@ impl Capture {
             vec![
                 Box::new(HookSpool::new(spool)),
                 Box::new(ClaudeTranscripts::new(dirs, mode)),
+                Box::new(CursorDb::new(cursor.data_dir, mode)),
             ],
         )
         .await
@@ -236,8 +249,9 @@ impl Capture {
         true
     }
 
-    /// Captures the transcripts that hook payloads named (`hook::NUDGE`) since the last poll:
-    /// a hook fires right after Claude Code wrote its line, and watching may be unavailable.
+    /// Captures the transcripts that hook payloads named (`hook::NUDGE`) since the last poll
+    /// (a hook fires right after Claude Code wrote its line, and watching may be unavailable),
+    /// and what polling sources ([`CaptureSource::poll`]) found changed.
     /// Returns false when the lease was lost or capture stopped.
     async fn capture_nudged(&mut self, pending: &mut HashSet<(usize, PathBuf)>) -> bool {
         let paths = match self.queue.take_nudges(256).await {
@@ -250,6 +264,12 @@ impl Capture {
         for p in paths {
             let p = PathBuf::from(p);
             if let Some(i) = self.owner(&p) {
+                pending.insert((i, p));
+            }
+        }
+        // Sources that poll for changes (Cursor's `data_version`).
+        for (i, s) in self.sources.iter_mut().enumerate() {
+            for p in s.poll().await {
                 pending.insert((i, p));
             }
         }

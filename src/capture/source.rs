@@ -1,5 +1,5 @@
 //! The plug-in seam of capture: a [`CaptureSource`] reads one kind of input (Claude Code
-//! transcripts, later hook spools and Cursor's databases) into a [`Sink`].
+//! transcripts, hook spools, Cursor's databases) into a [`Sink`].
 //!
 //! A source owns its input's discovery, parsing and its own typed cursors; the runner
 //! (`Capture`) owns the lease, the watcher, rescans and stopping, and drives every source
@@ -84,4 +84,11 @@ pub trait CaptureSource: Send {
         stop: &'a CancellationToken,
         progress: &'a mut Progress<'_>,
     ) -> BoxFuture<'a, Result<CaptureStats, CaptureError>>;
+
+    /// Paths with new content found by polling rather than watching (Cursor's `PRAGMA
+    /// data_version`), asked on every poll tick of the runner (twice a second; a source
+    /// throttles itself). The runner captures them through [`CaptureSource::on_change`].
+    fn poll(&mut self) -> BoxFuture<'_, Vec<PathBuf>> {
+        Box::pin(std::future::ready(Vec::new()))
+    }
 }

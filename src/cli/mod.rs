@@ -603,6 +603,7 @@ async fn backfill(cfg: Config, json: bool) -> anyhow::Result<()> {
         queue.clone(),
         cfg.spool_dir(),
         cfg.claude_projects.clone(),
+        cfg.cursor_dirs(),
         cfg.privacy,
     )
     .await?;

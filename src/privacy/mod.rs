@@ -12,6 +12,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+pub mod cursor;
 pub mod hooks;
 pub mod redact;
 

@@ -2,6 +2,7 @@
 //! `BLUEPLANE_HOME`, and running the real binary.
 #![allow(dead_code)]
 
+pub mod cursor;
 pub mod http;
 pub mod python;
 pub mod redis;
@@ -67,6 +68,8 @@ impl Env {
                     .join(","),
             )
             .env("TZ", "UTC")
+            // Never the developer's own Cursor data (tests that want Cursor set it again).
+            .env("CURSOR_DATA_DIR", self.home.path().join("no-cursor"))
             .env_remove("BLUEPLANE_PRIVACY_MODE")
             .env("BLUEPLANE_LOG", "warn");
         c
