@@ -53,6 +53,39 @@ pub enum HttpError {
     },
     #[error("the MCP HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error(
+        "{0:?} is not an address to listen on: give HOST:PORT with an IP address or localhost (127.0.0.1:7532, [::1]:7532, localhost:7532), :PORT or PORT (on 127.0.0.1)"
+    )]
+    BadAddr(String),
+}
+
+/// The address of `serve --http ADDR`: `HOST:PORT` (an IP address, IPv6 in brackets),
+/// `localhost:PORT`, `:PORT` or `PORT` (the last three on 127.0.0.1). Host names other than
+/// `localhost` are refused rather than resolved: what a name resolves to can change, the
+/// loopback rule must not.
+///
+/// # Errors
+/// [`HttpError::BadAddr`] for anything else.
+pub fn parse_addr(s: &str) -> Result<SocketAddr, HttpError> {
+    let t = s.trim();
+    let bad = || HttpError::BadAddr(s.to_string());
+    let loopback = |port: &str| {
+        port.parse::<u16>()
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .map_err(|_| bad())
+    };
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return loopback(t);
+    }
+    if let Some(port) = t.strip_prefix(':') {
+        return loopback(port);
+    }
+    if let Some((host, port)) = t.rsplit_once(':')
+        && host.eq_ignore_ascii_case("localhost")
+    {
+        return loopback(port);
+    }
+    t.parse::<SocketAddr>().map_err(|_| bad())
 }
 
 /// A request refused before it reaches MCP.
