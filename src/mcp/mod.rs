@@ -254,7 +254,7 @@ impl Telemetry {
         self.read(|c| query::list_sessions(c, &f, a.limit, a.cursor.as_deref()))
             .map(Json)
     }
-    /// One session in detail: totals, tools with errors and durations, failed calls, sub-agents, first prompt, and from hooks how it started and ended, compactions, permissions. `reported_cost_usd` is Claude Code's own cost, `unattributed_cost_usd` what unrecorded calls (compaction) cost.
+    /// One session in detail: totals, tools with errors and durations, failed calls, sub-agents, first prompt, and from hooks how it started and ended, compactions, permissions, Claude Code's own cost.
     #[tool(
         title = "Session summary",
         input_schema = schema::input::<SessionArgs>(),
