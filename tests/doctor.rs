@@ -1,6 +1,6 @@
 //! `blueplane doctor`, through the real binary: on a healthy home (Redis up, hooks and MCP
-//! server installed, the 2.1 fixture backfilled) it says so and exits 0, `--privacy`
-//! included; with the hooks missing, Redis stopped, events left in the spool and a secret
+//! server installed, the 2.1 fixture backfilled, no Cursor: a note) it says so and exits 0,
+//! `--privacy` included; with the hooks missing, Redis stopped, events left in the spool and a secret
 //! planted in the store, each problem is named with its fix and it exits 1; content captured
 //! in `full` mode is reported by a `standard`-mode audit, with its places, never its text.
 
@@ -52,7 +52,10 @@ impl Doctor {
 
     fn cmd(&self, args: &[&str]) -> std::process::Command {
         let mut c = self.env.cmd(args);
-        c.env("HOME", self.user_home.path());
+        c.env("HOME", self.user_home.path())
+            .env_remove("CURSOR_HOME")
+            .env_remove("CURSOR_DATA_DIR")
+            .env_remove("XDG_CONFIG_HOME");
         c
     }
 
@@ -137,6 +140,8 @@ fn a_healthy_home_is_healthy() {
     ] {
         assert_eq!(check(&report, name)["level"], "ok", "{name}: {report:#}");
     }
+    // No Cursor on this machine: one note, no problem.
+    assert_eq!(check(&report, "cursor")["level"], "note", "{report:#}");
     assert!(
         check(&report, "privacy")["message"]
             .as_str()

@@ -4,7 +4,8 @@
 //! survives byte for byte; a second install changes nothing (not even the mtime); uninstall
 //! gives back the original bytes; `--dry-run` writes nothing; `--statusline` replaces and
 //! uninstall restores; `--project` writes `.mcp.json` and `.claude/settings.json`; a file
-//! that is not JSON is an error and stays as it was. `--http` writes the URL form of
+//! that is not JSON is an error and stays as it was. `--http` (a URL or the ADDR of `serve
+//! --http`) writes the URL form of
 //! `claude mcp add --transport http` (a token only by `${BLUEPLANE_TOKEN}` reference) and
 //! switches to and from the command form. With the real Claude Code CLI
 //! (`BLUEPLANE_TEST_CLAUDE`), `claude mcp list` shows the registered server connected, over
@@ -907,5 +908,45 @@ fn claude_mcp_list_shows_blueplane_connected_over_http() {
         !std::fs::read_to_string(home.claude_json())
             .unwrap()
             .contains(TOKEN)
+    );
+}
+
+/// `--http` also takes the ADDR of `serve --http` (`:PORT`, `PORT`, `localhost:PORT`,
+/// `HOST:PORT`) and registers `http://ADDR/mcp`; a non-loopback address is refused.
+#[test]
+fn http_takes_the_address_of_serve_too() {
+    let home = Home::seeded();
+    for (arg, url) in [
+        (":7600", "http://127.0.0.1:7600/mcp"),
+        ("7601", "http://127.0.0.1:7601/mcp"),
+        ("localhost:7602", "http://127.0.0.1:7602/mcp"),
+        ("[::1]:7603", "http://[::1]:7603/mcp"),
+    ] {
+        let out = home.run(&["install", "claude", "--http", arg]);
+        assert_eq!(
+            read_json(&home.claude_json())["mcpServers"]["blueplane"],
+            json!({"type": "http", "url": url}),
+            "{arg}"
+        );
+        let addr = url.trim_start_matches("http://").trim_end_matches("/mcp");
+        assert!(
+            stdout(&out).contains(&format!("'blueplane serve --http {addr}'")),
+            "{}",
+            stdout(&out)
+        );
+    }
+    let before = home.files();
+    for bad in ["10.0.0.1:7532", "example.com:7532", "0.0.0.0:7532"] {
+        let out = home
+            .cmd(&["install", "claude", "--http", bad])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad}");
+        assert_eq!(home.files(), before, "{bad}");
+    }
+    home.run(&["install", "claude", "--uninstall"]);
+    assert_eq!(
+        std::fs::read_to_string(home.claude_json()).unwrap(),
+        CLAUDE_JSON
     );
 }

@@ -480,3 +480,153 @@ fn http_and_stdio_in_one_process() {
         assert!(serde_json::from_str::<Value>(&l).is_ok(), "stdout: {l:?}");
     }
 }
+
+/// A POST in the session `id` (the protocol version header of 2025-11-25).
+fn post_in(port: u16, id: &str, body: &[u8]) -> Reply {
+    let mut h: Vec<(&str, &str)> = MCP_POST.to_vec();
+    h.push(("Mcp-Session-Id", id));
+    h.push(("MCP-Protocol-Version", "2025-11-25"));
+    request(port, "POST", "/mcp", &h, body)
+}
+
+/// The JSON-RPC message of a reply: the JSON body, or the first `data: {` of an SSE reply.
+fn message(r: &Reply) -> Value {
+    let text = r
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("data: ").filter(|d| d.starts_with('{')))
+        .unwrap_or(r.body.as_str());
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("no JSON-RPC message ({e}): {r:?}"))
+}
+
+/// The answers of stdio (`mcp::jsonrpc`) over Streamable HTTP, where rmcp alone answers 415
+/// with a text body or -32601: -32700 for malformed JSON, -32600 with the id when it has one
+/// (a batch too), -32602 for bad `tools/call` params and a bogus `tools/list` cursor; each a
+/// JSON-RPC error object, and the session still works after them.
+#[test]
+fn malformed_and_invalid_bodies_get_the_json_rpc_error_codes_of_stdio() {
+    let env = Env::new(&[]);
+    let server = Server::start(&env, &[], &[]);
+    let port = server.port;
+    let r = init(port, &[]);
+    assert_initialized(&r, "initialize");
+    let id = r.header("mcp-session-id").expect("session").to_string();
+    let done = post_in(
+        port,
+        &id,
+        br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    assert_eq!(done.status, 202, "{done:?}");
+
+    let cases: &[(&[u8], u16, i64, Value)] = &[
+        (b"not json {", 400, -32700, Value::Null),
+        (b"\xff\xfe{}", 400, -32700, Value::Null),
+        (b"42", 400, -32600, Value::Null),
+        (br#"{"jsonrpc":"2.0","id":7,"method":42}"#, 400, -32600, 7.into()),
+        (br#"{"jsonrpc":"2.0","id":"a"}"#, 400, -32600, "a".into()),
+        (
+            br#"{"jsonrpc":"1.0","id":3,"method":"ping"}"#,
+            400,
+            -32600,
+            3.into(),
+        ),
+        (br#"{"jsonrpc":"2.0","method":7}"#, 400, -32600, Value::Null),
+        (
+            br#"[{"jsonrpc":"2.0","id":5,"method":"ping"}]"#,
+            400,
+            -32600,
+            Value::Null,
+        ),
+        (
+            br#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"arguments":{}}}"#,
+            200,
+            -32602,
+            8.into(),
+        ),
+        (
+            br#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"list_sessions","arguments":[1]}}"#,
+            200,
+            -32602,
+            9.into(),
+        ),
+        (
+            br#"{"jsonrpc":"2.0","id":10,"method":"tools/list","params":{"cursor":"bogus"}}"#,
+            200,
+            -32602,
+            10.into(),
+        ),
+    ];
+    for (body, status, code, want_id) in cases {
+        let what = String::from_utf8_lossy(body);
+        let r = post_in(port, &id, body);
+        assert_eq!(r.status, *status, "{what}: {r:?}");
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/json"),
+            "{what}: {r:?}"
+        );
+        let m = message(&r);
+        assert_eq!(m["jsonrpc"], "2.0", "{what}: {m}");
+        assert_eq!(m["error"]["code"], *code, "{what}: {m}");
+        assert_eq!(m["id"], *want_id, "{what}: {m}");
+        assert!(
+            m["error"]["message"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty())
+        );
+    }
+    // Malformed JSON is -32700 without a session too.
+    let r = request(port, "POST", "/mcp", &MCP_POST, b"{oops");
+    assert_eq!(
+        (r.status, message(&r)["error"]["code"].clone()),
+        (400, (-32700).into())
+    );
+    // Well-formed requests still reach the server, in the same session.
+    let r = post_in(
+        port,
+        &id,
+        br#"{"jsonrpc":"2.0","id":11,"method":"tools/list"}"#,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let m = message(&r);
+    assert_eq!(m["id"], 11, "{m}");
+    assert_eq!(
+        m["result"]["tools"].as_array().map(Vec::len),
+        Some(7),
+        "{m}"
+    );
+}
+
+/// `DELETE /mcp` ends a session with 204 (not rmcp's 202, which the TypeScript SDK does not
+/// read as terminated); the session is gone afterwards (404), and an unknown session is 404.
+#[test]
+fn delete_ends_a_session_with_204_and_an_unknown_session_is_404() {
+    let env = Env::new(&[]);
+    let server = Server::start(&env, &[], &[]);
+    let port = server.port;
+    let r = init(port, &[]);
+    assert_initialized(&r, "initialize");
+    let id = r.header("mcp-session-id").expect("session").to_string();
+    let delete = |sid: &str| {
+        request(
+            port,
+            "DELETE",
+            "/mcp",
+            &[
+                ("Mcp-Session-Id", sid),
+                ("MCP-Protocol-Version", "2025-11-25"),
+            ],
+            b"",
+        )
+    };
+    let r = delete("no-such-session");
+    assert_eq!(r.status, 404, "{r:?}");
+    let r = delete(&id);
+    assert_eq!(r.status, 204, "{r:?}");
+    assert!(r.body.is_empty(), "{r:?}");
+    let r = post_in(port, &id, br#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#);
+    assert_eq!(r.status, 404, "the session is gone: {r:?}");
+    assert_eq!(delete(&id).status, 404);
+    // A new session works as before.
+    assert_initialized(&init(port, &[]), "initialize after the delete");
+}

@@ -1,8 +1,8 @@
 //! The official MCP Inspector's CLI mode against the real binary, as a second independent
 //! client besides the Python SDK: over stdio (`blueplane serve`), Streamable HTTP
 //! (`serve --http`, `/mcp`) and legacy SSE (`/sse`). `tools/list --strict` must list the seven
-//! tools with no error-severity schema finding and no warning but the accepted `type-union`
-//! (nullable fields; the warnings are printed), and
+//! tools with no schema finding at all (nullable result fields are `anyOf` branches, so not
+//! even a `type-union` warning), and
 //! `tools/call` of every tool must return a non-error result with structured content; an
 //! unknown session id must come back as a tool error, so the success checks can fail.
 //!
@@ -39,11 +39,10 @@ const TOOLS: [&str; 7] = [
     "list_sessions",
     "search_conversations",
 ];
-/// The only `--strict` warning rule accepted: `type-union`, a nullable field written as
-/// `"type": [T, "null"]`. That is valid JSON Schema 2020-12 (the Python test validates every
-/// result against it); the Inspector only notes that single-`type` dialects cannot express it.
-/// Any other rule, or any error-severity finding, fails the test.
-const ACCEPTED_WARNING_RULES: [&str; 1] = ["type-union"];
+/// The `--strict` warning rules accepted: none. (`type-union`, a nullable field written as
+/// `"type": [T, "null"]`, was accepted until the output schemas spelled those as `anyOf`.)
+/// Any finding fails the test.
+const ACCEPTED_WARNING_RULES: [&str; 0] = [];
 /// The Inspector CLI's exit code when a tool result has `isError: true`.
 const EXIT_TOOL_IS_ERROR: i32 = 5;
 

@@ -331,3 +331,52 @@ fn raw_protocol_security_cap_disconnect_and_shutdown() {
     let _ = again.r.read_to_string(&mut rest);
     assert!(!rest.contains("event: message"), "{rest}");
 }
+
+/// The JSON-RPC guard of stdio on `POST /messages` too: an error that answers a request
+/// (-32600 with its id, -32602 for bad `tools/call` params or a `tools/list` cursor) comes on
+/// the stream after a 202 like any reply; one without an id (malformed JSON, a batch, an
+/// invalid notification) is the JSON body of a 400. The session keeps working.
+#[test]
+fn json_rpc_errors_on_messages_have_the_codes_of_stdio() {
+    let env = Env::new(&[]);
+    let server = Server::start(&env, &[], &[]);
+    let mut s = open(server.port, &[]).expect("open /sse");
+    s.initialize();
+    for (body, code) in [
+        ("not json {", -32700),
+        ("42", -32600),
+        (r#"[{"jsonrpc":"2.0","id":5,"method":"ping"}]"#, -32600),
+        (r#"{"jsonrpc":"2.0","method":7}"#, -32600),
+    ] {
+        let (status, reply) = s.post(body);
+        assert_eq!(status, 400, "{body}: {reply}");
+        let v: Value =
+            serde_json::from_str(&reply).unwrap_or_else(|e| panic!("{body}: {e}: {reply}"));
+        assert_eq!(v["error"]["code"], code, "{body}: {v}");
+        assert!(v["id"].is_null(), "{body}: {v}");
+    }
+    for (body, id, code) in [
+        (r#"{"jsonrpc":"2.0","id":7,"method":42}"#, 7, -32600),
+        (r#"{"jsonrpc":"1.0","id":3,"method":"ping"}"#, 3, -32600),
+        (
+            r#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"arguments":{}}}"#,
+            8,
+            -32602,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":10,"method":"tools/list","params":{"cursor":"bogus"}}"#,
+            10,
+            -32602,
+        ),
+    ] {
+        let (status, reply) = s.post(body);
+        assert_eq!(status, 202, "{body}: {reply}");
+        let m = s.next_message();
+        assert_eq!(m["id"], id, "{body}: {m}");
+        assert_eq!(m["error"]["code"], code, "{body}: {m}");
+    }
+    assert_eq!(s.post(PING).0, 202);
+    let pong = s.next_message();
+    assert_eq!(pong["id"], 9, "{pong}");
+    assert!(pong["result"].is_object(), "{pong}");
+}

@@ -124,13 +124,14 @@ pub enum Command {
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServeArgs {
     /// Serve MCP over Streamable HTTP at http://ADDR/mcp instead of stdio (ADDR defaults to
-    /// 127.0.0.1:7532). With BLUEPLANE_TOKEN set, every request needs
-    /// 'Authorization: Bearer <token>'.
+    /// 127.0.0.1:7532; HOST:PORT, localhost:PORT, :PORT or PORT). With BLUEPLANE_TOKEN set,
+    /// every request needs 'Authorization: Bearer <token>'.
     #[arg(
         long,
         value_name = "ADDR",
         num_args = 0..=1,
-        default_missing_value = crate::mcp::http::DEFAULT_ADDR
+        default_missing_value = crate::mcp::http::DEFAULT_ADDR,
+        value_parser = crate::mcp::http::parse_addr
     )]
     pub http: Option<std::net::SocketAddr>,
     /// With --http: serve stdio too, in the same process (it exits when stdin closes).
@@ -703,6 +704,29 @@ mod tests {
         assert_eq!(bare.allow_remote, Some(vec![]));
         assert!(Cli::try_parse_from(["blueplane", "serve", "--stdio"]).is_err());
         assert!(Cli::try_parse_from(["blueplane", "serve", "--allow-remote"]).is_err());
-        assert!(Cli::try_parse_from(["blueplane", "serve", "--http", "localhost:1"]).is_err());
+        // HOST:PORT, localhost:PORT, :PORT and PORT; loopback unless HOST says otherwise.
+        for (arg, want) in [
+            ("localhost:1", "127.0.0.1:1"),
+            ("LocalHost:7600", "127.0.0.1:7600"),
+            (":7533", "127.0.0.1:7533"),
+            ("7534", "127.0.0.1:7534"),
+            ("127.0.0.2:9", "127.0.0.2:9"),
+            ("[::1]:8080", "[::1]:8080"),
+        ] {
+            let a = serve_args(&["blueplane", "serve", "--http", arg]);
+            assert_eq!(a.http, Some(want.parse().unwrap()), "{arg}");
+        }
+        for bad in [
+            "example.com:80",
+            "localhost",
+            ":",
+            "70000",
+            "127.0.0.1",
+            "::1:80",
+            "localhost:x",
+        ] {
+            let e = Cli::try_parse_from(["blueplane", "serve", "--http", bad]).unwrap_err();
+            assert!(e.to_string().contains("HOST:PORT"), "{bad}: {e}");
+        }
     }
 }

@@ -44,8 +44,43 @@ pub const CLAUDE_EVENTS: &[&str] = &[
 /// command still accepts them when a user registers them by hand.
 pub const CLAUDE_EVENTS_NOT_INSTALLED: &[&str] = &["WorktreeCreate"];
 
+/// The 20 hook events of Cursor's `hooks.json` version 1 (`../shared/docs/formats.md` §C7),
+/// from the six of Cursor 1.7 to the tool, sub-agent, compaction and Tab events of later
+/// versions. This list is what `install cursor` registers; Cursor ignores names it does not
+/// know, so an older Cursor is not troubled by the newer ones.
+pub const CURSOR_EVENTS: &[&str] = &[
+    "beforeSubmitPrompt",
+    "afterAgentResponse",
+    "afterAgentThought",
+    "beforeShellExecution",
+    "afterShellExecution",
+    "beforeMCPExecution",
+    "afterMCPExecution",
+    "beforeReadFile",
+    "afterFileEdit",
+    "stop",
+    "sessionStart",
+    "sessionEnd",
+    "preToolUse",
+    "postToolUse",
+    "postToolUseFailure",
+    "subagentStart",
+    "subagentStop",
+    "preCompact",
+    "beforeTabFileRead",
+    "afterTabFileEdit",
+];
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn twenty_distinct_cursor_events() {
+        let mut v = super::CURSOR_EVENTS.to_vec();
+        v.sort_unstable();
+        v.dedup();
+        assert_eq!(v.len(), 20);
+    }
+
     #[test]
     fn thirty_three_distinct_events() {
         let mut v = super::CLAUDE_EVENTS.to_vec();

@@ -220,14 +220,7 @@ struct Empty {}
 
 impl Installer {
     fn command(&self, args: &[&str]) -> String {
-        let mut words = Vec::new();
-        if !self.env.is_empty() {
-            words.push("env".to_string());
-            words.extend(self.env.iter().map(|(k, v)| shell::assignment(k, v)));
-        }
-        words.push(shell::quote(&self.exe.to_string_lossy()));
-        words.extend(args.iter().map(|a| (*a).to_string()));
-        words.join(" ")
+        command_line(&self.exe, &self.env, args)
     }
 
     /// The hook command: `[env NAME=value...] <exe> hook claude`.
@@ -261,18 +254,30 @@ impl Installer {
     }
 }
 
-fn is_blueplane_program(program: &str, exe: &Path) -> bool {
+/// `[env NAME=value...] <exe> args...`, each word quoted for `sh`.
+pub(super) fn command_line(exe: &Path, env: &[(String, String)], args: &[&str]) -> String {
+    let mut words = Vec::new();
+    if !env.is_empty() {
+        words.push("env".to_string());
+        words.extend(env.iter().map(|(k, v)| shell::assignment(k, v)));
+    }
+    words.push(shell::quote(&exe.to_string_lossy()));
+    words.extend(args.iter().map(|a| (*a).to_string()));
+    words.join(" ")
+}
+
+pub(super) fn is_blueplane_program(program: &str, exe: &Path) -> bool {
     let p = Path::new(program);
     p == exe || p.file_name().is_some_and(|n| n == "blueplane")
 }
 
 /// The command read back when it runs a blueplane binary with exactly `args`.
-fn ours(cmd: &str, args: &[&str], exe: &Path) -> Option<shell::Command> {
+pub(super) fn ours(cmd: &str, args: &[&str], exe: &Path) -> Option<shell::Command> {
     let c = shell::parse(cmd)?;
     (c.args == args && is_blueplane_program(&c.program, exe)).then_some(c)
 }
 
-fn invalid(path: &Path, message: impl Into<String>) -> InstallError {
+pub(super) fn invalid(path: &Path, message: impl Into<String>) -> InstallError {
     InstallError::Invalid {
         path: path.display().to_string(),
         message: message.into(),
@@ -280,7 +285,7 @@ fn invalid(path: &Path, message: impl Into<String>) -> InstallError {
 }
 
 /// Parses `text` (the contents of `path`) and checks that it is an object.
-fn parse_root(path: &Path, text: &str) -> Result<Node, InstallError> {
+pub(super) fn parse_root(path: &Path, text: &str) -> Result<Node, InstallError> {
     let root = jt::parse(text).map_err(|e| invalid(path, e.to_string()))?;
     if root.members().is_none() {
         return Err(invalid(path, "not a JSON object"));
@@ -289,14 +294,14 @@ fn parse_root(path: &Path, text: &str) -> Result<Node, InstallError> {
 }
 
 /// The text an edit starts from: the file, or `{}` for a missing or blank one.
-fn start_text(before: &Option<String>) -> String {
+pub(super) fn start_text(before: &Option<String>) -> String {
     match before {
         Some(t) if !t.trim().is_empty() => t.clone(),
         _ => "{}".to_string(),
     }
 }
 
-fn finish(
+pub(super) fn finish(
     path: &Path,
     before: Option<String>,
     mut text: String,
@@ -334,15 +339,38 @@ pub fn install_mcp(
     rec: &mut FileRecord,
 ) -> Result<FileChange, InstallError> {
     let path = &t.mcp_file;
+    add_server(
+        path,
+        &inst.exe,
+        &inst.mcp_entry(),
+        rec,
+        mode_for(t, path),
+        &format!("'claude mcp remove {SERVER_NAME}'"),
+    )
+}
+
+/// The change that puts `entry` as the `blueplane` server of the `mcpServers` map of `path`
+/// (Claude Code's and Cursor's files share the shape); `remove_hint` says how to remove a
+/// foreign server of that name.
+///
+/// # Errors
+/// An unreadable or invalid file, or a `blueplane` server that is not blueplane's.
+pub(super) fn add_server<E: Serialize>(
+    path: &Path,
+    exe: &Path,
+    entry: &E,
+    rec: &mut FileRecord,
+    mode: u32,
+    remove_hint: &str,
+) -> Result<FileChange, InstallError> {
     let before = read_text(path)?;
     let mut text = start_text(&before);
     let root = parse_root(path, &text)?;
-    let entry = inst.mcp_entry();
-    let want = serde_json::to_value(&entry).unwrap_or_default();
+    let want = serde_json::to_value(entry).unwrap_or_default();
     let mut notes = Vec::new();
     match root.get("mcpServers") {
         None => {
-            let one: BTreeMap<&str, &McpEntry> = [(SERVER_NAME, &entry)].into_iter().collect();
+            let one: BTreeMap<&str, &E> = [(SERVER_NAME, entry)].into_iter().collect();
             text = jt::insert_member(&text, &root, "mcpServers", &one);
             rec.add_created("/mcpServers".into());
             notes.push(format!("added MCP server {SERVER_NAME}"));
@@ -352,25 +380,25 @@ pub fn install_mcp(
         }
         Some(servers) => match servers.get(SERVER_NAME) {
             None => {
-                text = jt::insert_member(&text, servers, SERVER_NAME, &entry);
+                text = jt::insert_member(&text, servers, SERVER_NAME, entry);
                 notes.push(format!("added MCP server {SERVER_NAME}"));
             }
             Some(cur) => {
                 let have = jt::value(&text, cur);
                 if have != want {
-                    let was = match ours_mcp(&have, &inst.exe, rec, want_url(&want)) {
+                    let was = match ours_mcp(&have, exe, rec, want_url(&want)) {
                         Some(was) => was,
                         None => {
                             return Err(InstallError::Conflict {
                                 path: path.display().to_string(),
                                 message: format!(
-                                    "an MCP server named {SERVER_NAME} {}, not blueplane's; remove or rename it ('claude mcp remove {SERVER_NAME}') and install again",
+                                    "an MCP server named {SERVER_NAME} {}, not blueplane's; remove or rename it ({remove_hint}) and install again",
                                     describe_mcp(&have)
                                 ),
                             });
                         }
                     };
-                    text = jt::replace_value(&text, cur, &entry);
+                    text = jt::replace_value(&text, cur, entry);
                     notes.push(format!("updated MCP server {SERVER_NAME} (it {was})"));
                 }
             }
@@ -380,15 +408,15 @@ pub fn install_mcp(
     if before.is_none() {
         rec.created_file = true;
     }
-    Ok(finish(path, before, text, notes, mode_for(t, path)))
+    Ok(finish(path, before, text, notes, mode))
 }
 
-fn want_url(entry: &serde_json::Value) -> Option<&str> {
+pub(super) fn want_url(entry: &serde_json::Value) -> Option<&str> {
     entry.get("url").and_then(serde_json::Value::as_str)
 }
 
 /// What a server entry does, for messages: "runs 'cmd'" or "points at 'url'".
-fn describe_mcp(entry: &serde_json::Value) -> String {
+pub(super) fn describe_mcp(entry: &serde_json::Value) -> String {
     match entry.get("url").and_then(serde_json::Value::as_str) {
         Some(url) => format!("points at '{url}'"),
         None => format!(
@@ -404,7 +432,7 @@ fn describe_mcp(entry: &serde_json::Value) -> String {
 /// Whether the server entry `entry` is ours (then what it did, for the note): a command
 /// that is a blueplane binary, or a loopback `/mcp` URL that the record says we wrote or that
 /// is the one about to be written (`want_url`).
-fn ours_mcp(
+pub(super) fn ours_mcp(
     entry: &serde_json::Value,
     exe: &Path,
     rec: &FileRecord,
@@ -540,12 +568,12 @@ pub fn install_settings(
 
 /// Whether a container at `key_path` may go once empty: the install created it, or there is
 /// no record to say (then the uninstall's own removals emptied it).
-fn may_remove(rec: Option<&FileRecord>, key_path: &str) -> bool {
+pub(super) fn may_remove(rec: Option<&FileRecord>, key_path: &str) -> bool {
     rec.is_none_or(|r| r.created(key_path))
 }
 
 /// The end of an uninstall: a file the install created and that is empty again goes.
-fn finish_uninstall(
+pub(super) fn finish_uninstall(
     path: &Path,
     before: Option<String>,
     text: String,
@@ -563,7 +591,7 @@ fn finish_uninstall(
     })
 }
 
-fn unchanged(path: &Path) -> FileChange {
+pub(super) fn unchanged(path: &Path) -> FileChange {
     FileChange {
         path: path.to_path_buf(),
         before: None,
@@ -582,7 +610,19 @@ pub fn uninstall_mcp(
     exe: &Path,
     rec: Option<&FileRecord>,
 ) -> Result<FileChange, InstallError> {
-    let path = &t.mcp_file;
+    remove_server(&t.mcp_file, exe, rec)
+}
+
+/// The change that removes our `blueplane` server from the `mcpServers` map of `path`, and
+/// the map when the install created it and it is empty again.
+///
+/// # Errors
+/// An unreadable or invalid file.
+pub(super) fn remove_server(
+    path: &Path,
+    exe: &Path,
+    rec: Option<&FileRecord>,
+) -> Result<FileChange, InstallError> {
     let Some(before) = read_text(path)? else {
         return Ok(unchanged(path));
     };
@@ -756,7 +796,7 @@ pub struct Inspection {
     pub status_line: Registration,
 }
 
-fn read_root(path: &Path, errors: &mut Vec<String>) -> Option<(String, Node)> {
+pub(super) fn read_root(path: &Path, errors: &mut Vec<String>) -> Option<(String, Node)> {
     match read_text(path) {
         Ok(Some(text)) => match parse_root(path, &text) {
             Ok(root) => Some((text, root)),
@@ -773,6 +813,46 @@ fn read_root(path: &Path, errors: &mut Vec<String>) -> Option<(String, Node)> {
     }
 }
 
+/// What the server entry `entry` is: ours (current, stale, by URL) or another's; `bearer` is
+/// the `Authorization` header the URL form sends when it names the token variable.
+pub(super) fn registration(entry: &Node, exe: &Path, bearer: &str) -> Registration {
+    let cmd = entry
+        .get("command")
+        .and_then(Node::as_str)
+        .unwrap_or("")
+        .to_string();
+    let url = entry.get("url").and_then(Node::as_str);
+    if let Some(url) = url {
+        if is_loopback_mcp_url(url) {
+            let bearer = entry
+                .path(&["headers", "Authorization"])
+                .and_then(Node::as_str)
+                .is_some_and(|h| h == bearer);
+            Registration::Http {
+                url: url.to_string(),
+                bearer,
+            }
+        } else {
+            Registration::Other {
+                command: url.to_string(),
+            }
+        }
+    } else if Path::new(&cmd) == exe {
+        let env = entry
+            .get("env")
+            .and_then(Node::members)
+            .into_iter()
+            .flatten()
+            .filter_map(|m| Some((m.key.clone(), m.value.as_str()?.to_string())))
+            .collect();
+        Registration::Current { env }
+    } else if is_blueplane_program(&cmd, exe) {
+        Registration::Stale { program: cmd }
+    } else {
+        Registration::Other { command: cmd }
+    }
+}
+
 /// Reads what is registered in `t` and whether it points at `exe`.
 pub fn inspect(t: &Target, exe: &Path) -> Inspection {
     let mut errors = Vec::new();
@@ -780,41 +860,7 @@ pub fn inspect(t: &Target, exe: &Path) -> Inspection {
     if let Some((_, root)) = read_root(&t.mcp_file, &mut errors)
         && let Some(entry) = root.path(&["mcpServers", SERVER_NAME])
     {
-        let cmd = entry
-            .get("command")
-            .and_then(Node::as_str)
-            .unwrap_or("")
-            .to_string();
-        let url = entry.get("url").and_then(Node::as_str);
-        mcp = if let Some(url) = url {
-            if is_loopback_mcp_url(url) {
-                let bearer = entry
-                    .path(&["headers", "Authorization"])
-                    .and_then(Node::as_str)
-                    .is_some_and(|h| h == format!("Bearer ${{{TOKEN_VAR}}}"));
-                Registration::Http {
-                    url: url.to_string(),
-                    bearer,
-                }
-            } else {
-                Registration::Other {
-                    command: url.to_string(),
-                }
-            }
-        } else if Path::new(&cmd) == exe {
-            let env = entry
-                .get("env")
-                .and_then(Node::members)
-                .into_iter()
-                .flatten()
-                .filter_map(|m| Some((m.key.clone(), m.value.as_str()?.to_string())))
-                .collect();
-            Registration::Current { env }
-        } else if is_blueplane_program(&cmd, exe) {
-            Registration::Stale { program: cmd }
-        } else {
-            Registration::Other { command: cmd }
-        };
+        mcp = registration(entry, exe, &format!("Bearer ${{{TOKEN_VAR}}}"));
     }
     let mut out = Inspection {
         settings_file: t.settings_file.clone(),

@@ -1,8 +1,8 @@
-//! Editing the config files of coding clients (`blueplane install claude`): merge, backup,
-//! diff, undo.
+//! Editing the config files of coding clients (`blueplane install claude`, `install cursor`):
+//! merge, backup, diff, undo.
 //!
-//! A client module (`claude.rs`; a `cursor.rs` for `~/.cursor/mcp.json` and `hooks.json`
-//! fits beside it) turns "register blueplane" or "unregister it" into [`FileChange`]s: each
+//! A client module (`claude.rs`; `cursor.rs` for `~/.cursor/mcp.json` and `hooks.json`)
+//! turns "register blueplane" or "unregister it" into [`FileChange`]s: each
 //! the text of one file before and after, computed with [`json_text`], which edits JSON as
 //! text so that everything else in the file keeps its bytes. This module then shows them
 //! ([`unified_diff`] for `--dry-run`) or applies them ([`apply`]): a timestamped backup of
@@ -18,6 +18,7 @@
 //! Called by `cli` only; uses `hook::events` for the list of events to register.
 
 pub mod claude;
+pub mod cursor;
 pub mod json_text;
 pub mod record;
 pub mod shell;
@@ -47,6 +48,8 @@ pub enum InstallError {
     SeveralConfigDirs(String),
     #[error("no home directory found: set HOME or CLAUDE_CONFIG_DIR")]
     NoHome,
+    #[error("no home directory found: set HOME or CURSOR_HOME")]
+    NoCursorHome,
 }
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> InstallError {

@@ -7,22 +7,27 @@
 //! headers are small, its `Host` names this server (DNS rebinding), its `Origin` (when present)
 //! is loopback or listed, it carries the bearer token (when one is configured), and its
 //! declared body fits [`MAX_BODY_BYTES`]. A non-loopback bind is refused unless the operator
-//! asked for it (`--allow-remote`) and set a token. Called by `cli::serve`.
+//! asked for it (`--allow-remote`) and set a token. Behind that, a thin layer on `/mcp`
+//! (`mcp_guard`) gives malformed and invalid POST bodies the JSON-RPC errors of the stdio
+//! guard ([`super::jsonrpc`]) and `DELETE` the spec's answers (204, unknown session 404).
+//! [`parse_addr`] reads the ADDR of `serve --http`. Called by `cli::serve`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::SessionManager as _;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::Telemetry;
+use super::jsonrpc::{self, Verdict};
 
 /// Where `serve --http` listens when no address is given.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7532";
@@ -53,6 +58,39 @@ pub enum HttpError {
     },
     #[error("the MCP HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error(
+        "{0:?} is not an address to listen on: give HOST:PORT with an IP address or localhost (127.0.0.1:7532, [::1]:7532, localhost:7532), :PORT or PORT (on 127.0.0.1)"
+    )]
+    BadAddr(String),
+}
+
+/// The address of `serve --http ADDR`: `HOST:PORT` (an IP address, IPv6 in brackets),
+/// `localhost:PORT`, `:PORT` or `PORT` (the last three on 127.0.0.1). Host names other than
+/// `localhost` are refused rather than resolved: what a name resolves to can change, the
+/// loopback rule must not.
+///
+/// # Errors
+/// [`HttpError::BadAddr`] for anything else.
+pub fn parse_addr(s: &str) -> Result<SocketAddr, HttpError> {
+    let t = s.trim();
+    let bad = || HttpError::BadAddr(s.to_string());
+    let loopback = |port: &str| {
+        port.parse::<u16>()
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .map_err(|_| bad())
+    };
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return loopback(t);
+    }
+    if let Some(port) = t.strip_prefix(':') {
+        return loopback(port);
+    }
+    if let Some((host, port)) = t.rsplit_once(':')
+        && host.eq_ignore_ascii_case("localhost")
+    {
+        return loopback(port);
+    }
+    t.parse::<SocketAddr>().map_err(|_| bad())
 }
 
 /// A request refused before it reaches MCP.
@@ -391,6 +429,106 @@ async fn guard(State(security): State<Arc<Security>>, req: Request, next: Next) 
     }
 }
 
+/// The `Mcp-Session-Id` of a request.
+fn session_header(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+}
+
+async fn session_known(sessions: &LocalSessionManager, id: &str) -> bool {
+    sessions
+        .has_session(&Arc::<str>::from(id))
+        .await
+        .unwrap_or(false)
+}
+
+fn json_reply(status: StatusCode, body: &serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The thin layer over rmcp's `/mcp` service where rmcp 3.11 answers against the spec:
+/// - a POST body is judged by [`jsonrpc::verdict_body`] first: malformed JSON → 400 with
+///   -32700, an invalid request → 400 with -32600 (and its id when it has one), a batch →
+///   400 with -32600; bad `tools/call` params or a `tools/list` cursor → -32602 as the
+///   response to the request (200, `application/json`) when it comes in a live session
+///   (otherwise rmcp answers what is wrong with the session). rmcp answers 415 to the first
+///   three and -32601 to the fourth; the same fixes as the stdio guard;
+/// - `DELETE` of a live session → 204 (rmcp: 202, which the TypeScript SDK does not take for
+///   a terminated session), of an unknown one → 404 (rmcp: 202).
+///
+/// Everything else, and every body that passes, reaches rmcp unchanged.
+async fn mcp_guard(
+    State(sessions): State<Arc<LocalSessionManager>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if req.method() == Method::DELETE {
+        if let Some(id) = session_header(req.headers())
+            && !session_known(&sessions, id).await
+        {
+            return (
+                StatusCode::NOT_FOUND,
+                "no such session (ended, expired or never opened); initialize again\n",
+            )
+                .into_response();
+        }
+        let resp = next.run(req).await;
+        if resp.status() == StatusCode::ACCEPTED {
+            return StatusCode::NO_CONTENT.into_response();
+        }
+        return resp;
+    }
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if req.method() != Method::POST || !json {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        // Over the limit (a body without a declared length); a client that went away
+        // mid-body reads no answer.
+        Err(_) => return Rejection::BodyTooLarge.into_response(),
+    };
+    match jsonrpc::verdict_body(&bytes) {
+        Verdict::Forward => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Verdict::Reply(r) if jsonrpc::is_invalid_params(&r) => {
+            let live = match session_header(&parts.headers) {
+                Some(id) => session_known(&sessions, id).await,
+                None => false,
+            };
+            if live {
+                tracing::debug!(reply = %r, "JSON-RPC error answered by the HTTP guard");
+                json_reply(StatusCode::OK, &r)
+            } else {
+                next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                    .await
+            }
+        }
+        Verdict::Reply(r) | Verdict::Drop(r) => {
+            tracing::debug!(reply = %r, "Invalid JSON-RPC body refused by the HTTP guard");
+            json_reply(StatusCode::BAD_REQUEST, &r)
+        }
+    }
+}
+
 /// Binds the listener (before anything else starts, so a taken port fails fast).
 ///
 /// # Errors
@@ -419,11 +557,15 @@ fn app(
 ) -> axum::Router {
     let mut sessions = LocalSessionManager::default();
     sessions.session_config.keep_alive = Some(session_idle);
+    let sessions = Arc::new(sessions);
     let config = security.rmcp_config(shutdown);
     let telemetry_sse = telemetry.clone();
-    let mcp = StreamableHttpService::new(move || Ok(telemetry.clone()), Arc::new(sessions), config);
-    axum::Router::new()
+    let mcp = StreamableHttpService::new(move || Ok(telemetry.clone()), sessions.clone(), config);
+    let mcp = axum::Router::new()
         .route_service(PATH, mcp)
+        .layer(axum::middleware::from_fn_with_state(sessions, mcp_guard));
+    axum::Router::new()
+        .merge(mcp)
         .merge(super::sse::router(
             telemetry_sse,
             shutdown,

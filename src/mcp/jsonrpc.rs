@@ -10,8 +10,9 @@
 //! written whole lines at a time to the one output.
 //!
 //! Invariant: a line that is forwarded is forwarded byte for byte; the output carries only
-//! complete JSON-RPC lines. Callers: `blueplane serve` (stdio); any other line transport can
-//! use it.
+//! complete JSON-RPC lines. Callers: `blueplane serve` (stdio); the HTTP transports judge each
+//! POST body with [`verdict_body`] (`http` for `/mcp`, `sse` for `/messages`), where rmcp
+//! answers malformed bodies with a bare 415.
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
@@ -25,16 +26,61 @@ pub enum Verdict {
     Forward,
     /// Answer it with this error response instead.
     Reply(Value),
-    /// Drop it (an invalid notification: nothing may answer it).
-    Drop,
+    /// Drop it (an invalid notification: nothing may answer it on a line transport; over
+    /// HTTP this error, without an id, is the body of the 400).
+    Drop(Value),
 }
 
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
 const INVALID_PARAMS: i64 = -32602;
 
+fn error_value(id: Value, code: i64, message: String) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}
+
 fn error(id: Value, code: i64, message: String) -> Verdict {
-    Verdict::Reply(json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}))
+    Verdict::Reply(error_value(id, code, message))
+}
+
+/// The `id` of an error reply, when it answers a request (not `null`).
+pub fn reply_id(reply: &Value) -> Option<&Value> {
+    reply.get("id").filter(|i| !i.is_null())
+}
+
+/// Whether an error reply is -32602: a well-formed request with bad params.
+pub fn is_invalid_params(reply: &Value) -> bool {
+    reply.pointer("/error/code").and_then(Value::as_i64) == Some(INVALID_PARAMS)
+}
+
+/// Judges one HTTP POST body: [`verdict`], plus what only bodies have — bytes that are not
+/// UTF-8 (-32700) and batches (-32600: rmcp 3.11 has no batch support, and protocol
+/// 2025-06-18 removed JSON-RPC batching; one message per request works at every version).
+pub fn verdict_body(body: &[u8]) -> Verdict {
+    let Ok(text) = std::str::from_utf8(body) else {
+        return error(
+            Value::Null,
+            PARSE_ERROR,
+            "Parse error: the body is not UTF-8 JSON".into(),
+        );
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
+        return error(
+            Value::Null,
+            PARSE_ERROR,
+            format!("Parse error: {e}; the body must be one JSON-RPC message"),
+        );
+    }
+    if text.trim_start().starts_with('[') && serde_json::from_str::<Value>(text).is_ok() {
+        return error(
+            Value::Null,
+            INVALID_REQUEST,
+            "Invalid request: JSON-RPC batches are not supported; send one message per request"
+                .into(),
+        );
+    }
+    verdict(text)
 }
 
 /// Judges one line of input.
@@ -78,7 +124,11 @@ pub fn verdict(line: &str) -> Verdict {
             INVALID_REQUEST,
             format!("Invalid request: {why}"),
         ),
-        None => Verdict::Drop,
+        None => Verdict::Drop(error_value(
+            Value::Null,
+            INVALID_REQUEST,
+            format!("Invalid request: {why}"),
+        )),
     };
     if o.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return invalid("jsonrpc must be \"2.0\"");
@@ -190,7 +240,7 @@ where
                         break;
                     }
                 }
-                Verdict::Drop => tracing::debug!("invalid notification dropped"),
+                Verdict::Drop(_) => tracing::debug!("invalid notification dropped"),
             }
         }
         // EOF for rmcp: the session ends as if the client had closed stdin.
@@ -288,7 +338,39 @@ mod tests {
         ] {
             assert_eq!(verdict(l), Verdict::Forward, "{l}");
         }
-        assert_eq!(verdict(r#"{"jsonrpc":"2.0","method":7}"#), Verdict::Drop);
+        assert!(matches!(
+            verdict(r#"{"jsonrpc":"2.0","method":7}"#),
+            Verdict::Drop(e) if e["error"]["code"] == INVALID_REQUEST && e["id"].is_null()
+        ));
+    }
+
+    #[test]
+    fn bodies() {
+        assert_eq!(code(verdict_body(b"\xff\xfe{")), (Value::Null, PARSE_ERROR));
+        assert_eq!(code(verdict_body(b"{")), (Value::Null, PARSE_ERROR));
+        for batch in [
+            &br#"[{"jsonrpc":"2.0","id":5,"method":"ping"}]"#[..],
+            b"[]",
+            b" [1] ",
+        ] {
+            assert_eq!(code(verdict_body(batch)), (Value::Null, INVALID_REQUEST));
+        }
+        assert_eq!(
+            verdict_body(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n"),
+            Verdict::Forward
+        );
+        let Verdict::Reply(r) = verdict_body(
+            br#"{"jsonrpc":"2.0","id":"x","method":"tools/list","params":{"cursor":"c"}}"#,
+        ) else {
+            panic!("want a reply");
+        };
+        assert!(is_invalid_params(&r));
+        assert_eq!(reply_id(&r), Some(&json!("x")));
+        let Verdict::Reply(r) = verdict_body(b"nope") else {
+            panic!("want a reply");
+        };
+        assert_eq!(reply_id(&r), None);
+        assert!(!is_invalid_params(&r));
     }
 
     #[tokio::test]

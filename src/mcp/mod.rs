@@ -16,6 +16,7 @@ use std::sync::Arc;
 use rmcp::{Json, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::privacy::PrivacyMode;
 use crate::query::status::{PipelineStatus, pipeline_status};
@@ -199,22 +200,19 @@ impl Telemetry {
         }
     }
 
-    /// Runs `f` on a pooled read-only connection, off the async worker.
+    /// Runs `f` on a pooled read-only connection, off the async worker, and stops the query
+    /// when `ct` is cancelled: rmcp (3.11) cancels a call's token on `notifications/cancelled`
+    /// and when an HTTP client goes away, but neither drops nor aborts the handler, so without
+    /// this the query would run to its end and its answer be thrown away. Every tool reads
+    /// through here.
     fn read<T>(
         &self,
+        ct: &CancellationToken,
         f: impl FnOnce(&rusqlite::Connection) -> Result<T, QueryError>,
     ) -> Result<T, String> {
-        tokio::task::block_in_place(|| self.state.reader.with(f).map_err(err))
-    }
-
-    /// [`Telemetry::read`] that stops the query when `ct` is cancelled: rmcp (3.11) cancels a
-    /// call's token on `notifications/cancelled` but neither drops nor aborts the handler, so
-    /// without this the query would run to its end and its answer be thrown away.
-    fn read_cancellable<T>(
-        &self,
-        ct: &tokio_util::sync::CancellationToken,
-        f: impl FnOnce(&rusqlite::Connection) -> Result<T, QueryError>,
-    ) -> Result<T, String> {
+        if ct.is_cancelled() {
+            return Err(CANCELLED.into());
+        }
         let ct = ct.clone();
         tokio::task::block_in_place(|| {
             self.state
@@ -241,6 +239,7 @@ impl Telemetry {
     )]
     pub async fn list_sessions(
         &self,
+        ct: CancellationToken,
         Parameters(a): Parameters<ListSessionsArgs>,
     ) -> Result<Json<SessionList>, String> {
         let a = a?;
@@ -251,10 +250,12 @@ impl Telemetry {
             a.platform,
             a.project,
         )?;
-        self.read(|c| query::list_sessions(c, &f, a.limit, a.cursor.as_deref()))
-            .map(Json)
+        self.read(&ct, |c| {
+            query::list_sessions(c, &f, a.limit, a.cursor.as_deref())
+        })
+        .map(Json)
     }
-    /// One session in detail: totals, tools with errors and durations, failed calls, sub-agents, first prompt, and from hooks how it started and ended, compactions, permissions. `reported_cost_usd` is Claude Code's own cost, `unattributed_cost_usd` what unrecorded calls (compaction) cost.
+    /// One session in detail: totals, tools with errors and durations, failed calls, sub-agents, first prompt, and from hooks how it started and ended, compactions, permissions, Claude Code's own cost.
     #[tool(
         title = "Session summary",
         input_schema = schema::input::<SessionArgs>(),
@@ -268,10 +269,11 @@ impl Telemetry {
     )]
     pub async fn get_session_summary(
         &self,
+        ct: CancellationToken,
         Parameters(a): Parameters<SessionArgs>,
     ) -> Result<Json<SessionSummary>, String> {
         let a = a?;
-        self.read(|c| query::session_summary(c, &a.session_id))
+        self.read(&ct, |c| query::session_summary(c, &a.session_id))
             .map(Json)
     }
 
@@ -289,6 +291,7 @@ impl Telemetry {
     )]
     pub async fn get_metrics(
         &self,
+        ct: CancellationToken,
         Parameters(a): Parameters<MetricsArgs>,
     ) -> Result<Json<Metrics>, String> {
         let a = a?;
@@ -302,16 +305,23 @@ impl Telemetry {
         )?;
         f.check().map_err(err)?;
         let buckets = match self.state.queue.as_ref() {
-            Some(q) => match query::metric_buckets(&mut q.conn(), &f, group_by).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(error = %e, "Redis metrics unavailable; computing from SQLite");
-                    None
-                }
-            },
+            Some(q) => {
+                let mut conn = q.conn();
+                tokio::select! {
+                biased;
+                        () = ct.cancelled() => return Err(CANCELLED.into()),
+                        r = query::metric_buckets(&mut conn, &f, group_by) => match r {
+                            Ok(b) => b,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "Redis metrics unavailable; computing from SQLite");
+                                None
+                            }
+                        },
+                    }
+            }
             None => None,
         };
-        self.read(|c| query::get_metrics(c, buckets, &f, group_by, &tz))
+        self.read(&ct, |c| query::get_metrics(c, buckets, &f, group_by, &tz))
             .map(Json)
     }
 
@@ -329,7 +339,7 @@ impl Telemetry {
     )]
     pub async fn search_conversations(
         &self,
-        ct: tokio_util::sync::CancellationToken,
+        ct: CancellationToken,
         Parameters(a): Parameters<SearchArgs>,
     ) -> Result<Json<SearchResult>, String> {
         let a = a?;
@@ -341,7 +351,7 @@ impl Telemetry {
             a.project,
         )?;
         let privacy = self.state.privacy;
-        self.read_cancellable(&ct, |c| {
+        self.read(&ct, |c| {
             query::search_as(
                 c,
                 &a.query,
@@ -369,6 +379,7 @@ impl Telemetry {
     )]
     pub async fn get_tool_stats(
         &self,
+        ct: CancellationToken,
         Parameters(a): Parameters<ToolStatsArgs>,
     ) -> Result<Json<ToolStats>, String> {
         let a = a?;
@@ -379,7 +390,7 @@ impl Telemetry {
             a.platform,
             a.project,
         )?;
-        self.read(|c| query::tool_stats(c, &f, a.session_id.as_deref()))
+        self.read(&ct, |c| query::tool_stats(c, &f, a.session_id.as_deref()))
             .map(Json)
     }
 
@@ -397,13 +408,17 @@ impl Telemetry {
     )]
     pub async fn get_pipeline_status(
         &self,
+        ct: CancellationToken,
         Parameters(a): Parameters<NoArgs>,
     ) -> Result<Json<PipelineStatus>, String> {
         a?;
-        pipeline_status(&self.state.db, self.state.queue.as_ref())
-            .await
-            .map(Json)
-            .map_err(err)
+        // A handful of Redis round trips and indexed counts: abandoned (the future dropped)
+        // rather than interrupted.
+        tokio::select! {
+            biased;
+            () = ct.cancelled() => Err(CANCELLED.into()),
+            r = pipeline_status(&self.state.db, self.state.queue.as_ref()) => r.map(Json).map_err(err),
+        }
     }
 
     /// The Claude plan's usage windows now: the current 5-hour block and the 7-day window, each with tokens and cost used, and the official used percentage and reset time from the status line (`source: official`, with the sample's age) or an estimate from tokens (`source: estimate`), burn rate and projection.
@@ -420,13 +435,18 @@ impl Telemetry {
     )]
     pub async fn get_usage_window(
         &self,
+        ct: CancellationToken,
         Parameters(a): Parameters<NoArgs>,
     ) -> Result<Json<UsageWindow>, String> {
         a?;
         let now = chrono::Utc::now().timestamp_millis();
-        self.read(|c| query::usage::usage_window(c, now)).map(Json)
+        self.read(&ct, |c| query::usage::usage_window(c, now))
+            .map(Json)
     }
 }
+
+/// The error of a call its client cancelled (nobody reads it: the client has moved on).
+const CANCELLED: &str = "cancelled by the client";
 
 /// Shown to clients that display a server's name (`serverInfo.title`).
 pub const TITLE: &str = "Blueplane telemetry";
@@ -473,5 +493,132 @@ impl rmcp::ServerHandler for Telemetry {
         .with_instructions(
             "Local telemetry of Claude Code and Cursor sessions on this machine: sessions, tokens, cost, tool use and errors, the 5-hour and 7-day usage windows, and full-text search over what was said. All tools are read-only.",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store with 20,000 tool calls: more SQLite steps than one progress interval.
+    fn telemetry(dir: &std::path::Path) -> Telemetry {
+        let db = dir.join("telemetry.db");
+        let w = crate::store::open_writer(&db).unwrap();
+        w.execute_batch(
+            "INSERT INTO sessions (session_id, platform, started_at, ended_at)
+                 VALUES ('s', 'claude_code', 1, 20001);
+             INSERT INTO tool_calls (tool_use_id, session_id, platform, name, started_at, finished_at)
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+                 SELECT 't' || i, 's', 'claude_code', 'Bash' || (i % 7), i, i + 1 FROM n;",
+        )
+        .unwrap();
+        drop(w);
+        Telemetry::new(State {
+            db: db.clone(),
+            reader: crate::query::reader::Reader::new(&db),
+            queue: None,
+            privacy: PrivacyMode::default(),
+        })
+    }
+
+    /// The token reaches SQLite: cancelled while a tool's query runs, the query stops with
+    /// SQLITE_INTERRUPT instead of running to its end (the same `read` serves every tool).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_query_cancelled_while_it_runs_is_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = telemetry(dir.path());
+        let f = Filter::default();
+        let done = t.read(&CancellationToken::new(), |c| {
+            query::tool_stats(c, &f, None)
+        });
+        assert_eq!(
+            done.unwrap().tools.iter().map(|s| s.calls).sum::<i64>(),
+            20_000
+        );
+        let ct = CancellationToken::new();
+        let during = ct.clone();
+        let r = t.read(&ct, |c| {
+            during.cancel();
+            query::tool_stats(c, &f, None)
+        });
+        let e = r.err().unwrap_or_default();
+        assert!(e.contains("interrupt"), "{e}");
+    }
+
+    /// Every tool takes the call's token: cancelled, none of them answers with data.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_tool_stops_when_its_call_is_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = telemetry(dir.path());
+        let live = CancellationToken::new();
+        let gone = CancellationToken::new();
+        gone.cancel();
+        let stats = || Parameters(Ok(ToolStatsArgs::default()));
+        assert!(t.get_tool_stats(live.clone(), stats()).await.is_ok());
+        let results: Vec<(&str, Result<(), String>)> = vec![
+            (
+                "list_sessions",
+                t.list_sessions(
+                    gone.clone(),
+                    Parameters(schema::parse("t", Default::default())),
+                )
+                .await
+                .map(|_| ()),
+            ),
+            (
+                "get_session_summary",
+                t.get_session_summary(
+                    gone.clone(),
+                    Parameters(Ok(SessionArgs {
+                        session_id: "s".into(),
+                    })),
+                )
+                .await
+                .map(|_| ()),
+            ),
+            (
+                "get_metrics",
+                t.get_metrics(
+                    gone.clone(),
+                    Parameters(schema::parse("t", Default::default())),
+                )
+                .await
+                .map(|_| ()),
+            ),
+            (
+                "get_tool_stats",
+                t.get_tool_stats(gone.clone(), stats()).await.map(|_| ()),
+            ),
+            (
+                "get_pipeline_status",
+                t.get_pipeline_status(gone.clone(), Parameters(Ok(NoArgs {})))
+                    .await
+                    .map(|_| ()),
+            ),
+            (
+                "get_usage_window",
+                t.get_usage_window(gone.clone(), Parameters(Ok(NoArgs {})))
+                    .await
+                    .map(|_| ()),
+            ),
+            (
+                "search_conversations",
+                t.search_conversations(
+                    gone.clone(),
+                    Parameters(schema::parse(
+                        "t",
+                        serde_json::json!({"query": "bash"})
+                            .as_object()
+                            .cloned()
+                            .unwrap_or_default(),
+                    )),
+                )
+                .await
+                .map(|_| ()),
+            ),
+        ];
+        for (tool, r) in results {
+            assert_eq!(r, Err(CANCELLED.to_string()), "{tool}");
+        }
     }
 }

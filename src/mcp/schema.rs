@@ -5,7 +5,8 @@
 //! compacted: subschemas inlined (no `$defs`), no `$schema`, no numeric `format`s, no
 //! `default: null`, and an optional field is typed `"string"`, not `["string", "null"]` (a
 //! field that may be absent is not also nullable). A result field that is always written but
-//! may be null keeps its null type, so `structuredContent` validates against `outputSchema`.
+//! may be null keeps its null type, so `structuredContent` validates against `outputSchema`,
+//! written as `anyOf` branches of one `type` each, never a `type` array.
 //!
 //! Invariant: the arguments a tool accepts are what its published `inputSchema` says, checked
 //! here before serde sees them ([`parse`]): an unknown argument, a wrong type, a value outside
@@ -98,6 +99,9 @@ fn generate<T: JsonSchema>(serialize: bool) -> JsonObject {
         inline_single_use(o);
     }
     compact(&mut v);
+    if serialize {
+        split_type_unions(&mut v);
+    }
     match v {
         Value::Object(o) => o,
         _ => JsonObject::new(),
@@ -228,6 +232,41 @@ fn compact(node: &mut Value) {
         if let Some(Value::Array(subs)) = o.get_mut(key) {
             subs.iter_mut().for_each(compact);
         }
+    }
+}
+
+/// Keywords whose values are data, not schemas.
+const DATA_KEYWORDS: &[&str] = &["enum", "const", "default", "examples", "required"];
+
+/// Every `"type": [A, B]` (a result field that is always written but may be null) as
+/// `"anyOf": [{"type": A}, {"type": B}]`: the same values, in the single-`type` spelling that
+/// clients mapping schemas onto a dialect without type arrays can read (MCP Inspector
+/// `--strict` warns `type-union` otherwise). The other keywords stay beside the `anyOf`: each
+/// applies to one type only, so the schema accepts exactly what it did.
+fn split_type_unions(node: &mut Value) {
+    match node {
+        Value::Object(o) => {
+            for (k, v) in o.iter_mut() {
+                if !DATA_KEYWORDS.contains(&k.as_str()) {
+                    split_type_unions(v);
+                }
+            }
+            if o.contains_key("anyOf") {
+                return;
+            }
+            if let Some(Value::Array(types)) = o.get("type")
+                && types.len() > 1
+            {
+                let branches = types
+                    .iter()
+                    .map(|t| serde_json::json!({ "type": t }))
+                    .collect();
+                o.remove("type");
+                o.insert("anyOf".into(), Value::Array(branches));
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(split_type_unions),
+        _ => {}
     }
 }
 
@@ -510,6 +549,37 @@ mod tests {
                 }
             })
         );
+    }
+
+    #[derive(serde::Serialize, JsonSchema)]
+    #[allow(dead_code)]
+    struct Out {
+        /// Always written, maybe null.
+        at: Option<String>,
+        n: Option<u32>,
+        /// Absent when unknown.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+        list: Vec<Option<i64>>,
+    }
+
+    #[test]
+    fn output_schemas_have_no_type_arrays() {
+        let s = Value::Object(output::<Out>().as_ref().clone());
+        assert_eq!(
+            s,
+            serde_json::json!({
+                "type": "object",
+                "required": ["at", "n", "list"],
+                "properties": {
+                    "at": {"anyOf": [{"type": "string"}, {"type": "null"}], "description": "Always written, maybe null."},
+                    "n": {"anyOf": [{"type": "integer"}, {"type": "null"}], "minimum": 0},
+                    "note": {"type": "string", "description": "Absent when unknown."},
+                    "list": {"type": "array", "items": {"anyOf": [{"type": "integer"}, {"type": "null"}]}},
+                }
+            })
+        );
+        assert!(!s.to_string().contains("\"type\":["), "{s}");
     }
 
     #[test]

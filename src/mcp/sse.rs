@@ -6,7 +6,9 @@
 //! session: its stream first sends `event: endpoint` (the URL to POST to), then one
 //! `event: message` per JSON-RPC message from the server, and a keep-alive comment every
 //! [`Limits::keep_alive`]. `POST /messages` hands one JSON-RPC message to the session and
-//! answers 202; the reply goes out on the stream. Invariants: at most [`Limits::max_sessions`]
+//! answers 202; the reply goes out on the stream. Bodies pass the JSON-RPC guard of
+//! [`super::jsonrpc`] first: its errors for a request go out on the stream too, those without
+//! an id (malformed JSON, a batch) are the body of a 400. Invariants: at most [`Limits::max_sessions`]
 //! streams (more → 503); each session's outgoing queue is bounded, and a reader too slow to
 //! drain it loses its session (logged) rather than growing memory; a session is gone (POST →
 //! 404) as soon as its stream is dropped, and its handler task ends with it; shutdown ends
@@ -33,6 +35,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 
 use super::Telemetry;
+use super::jsonrpc::{self, Verdict};
 
 /// The event stream of a legacy client.
 pub const SSE_PATH: &str = "/sse";
@@ -70,6 +73,8 @@ pub enum SseError {
 /// What the table keeps of a session: how to reach its handler, and how to stop it.
 struct Entry {
     inbound: mpsc::Sender<RxJsonRpcMessage<RoleServer>>,
+    /// The stream's queue, for the errors `POST /messages` answers itself.
+    outbound: mpsc::Sender<TxJsonRpcMessage<RoleServer>>,
     cancel: CancellationToken,
 }
 
@@ -94,8 +99,18 @@ impl Sessions {
         }
     }
 
-    fn inbound(&self, id: &str) -> Option<mpsc::Sender<RxJsonRpcMessage<RoleServer>>> {
-        self.lock().get(id).map(|e| e.inbound.clone())
+    /// The queues to the session's handler and to its stream.
+    #[allow(clippy::type_complexity)]
+    fn queues(
+        &self,
+        id: &str,
+    ) -> Option<(
+        mpsc::Sender<RxJsonRpcMessage<RoleServer>>,
+        mpsc::Sender<TxJsonRpcMessage<RoleServer>>,
+    )> {
+        self.lock()
+            .get(id)
+            .map(|e| (e.inbound.clone(), e.outbound.clone()))
     }
 
     /// How many sessions are open.
@@ -248,6 +263,7 @@ async fn open(State(sessions): State<Arc<Sessions>>) -> Response {
             id.clone(),
             Entry {
                 inbound: in_tx,
+                outbound: out_tx.clone(),
                 cancel: cancel.clone(),
             },
         );
@@ -314,21 +330,30 @@ async fn message(State(sessions): State<Arc<Sessions>>, uri: Uri, body: Bytes) -
             "missing ?sessionId= (from the endpoint event of GET /sse)\n",
         );
     };
-    let Some(inbound) = sessions.inbound(id) else {
+    let Some((inbound, outbound)) = sessions.queues(id) else {
         return text(
             StatusCode::NOT_FOUND,
             "no such SSE session (closed or never opened); open GET /sse again\n",
         );
     };
-    let msg: RxJsonRpcMessage<RoleServer> = match serde_json::from_slice(&body) {
-        Ok(m) => m,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                format!("the body is not one JSON-RPC message: {e}\n"),
-            )
-                .into_response();
-        }
+    // The JSON-RPC guard first, as on stdio: an error that answers a request goes out on the
+    // stream like any response; one without an id is the 400's body.
+    let msg: RxJsonRpcMessage<RoleServer> = match jsonrpc::verdict_body(&body) {
+        Verdict::Forward => match serde_json::from_slice(&body) {
+            Ok(m) => m,
+            Err(e) => {
+                let id = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("id").cloned())
+                    .unwrap_or_default();
+                return answer(
+                    &outbound,
+                    serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32600,
+                        "message": format!("Invalid request: not a JSON-RPC message this server reads ({e})")}}),
+                );
+            }
+        },
+        Verdict::Reply(r) | Verdict::Drop(r) => return answer(&outbound, r),
     };
     match inbound.try_send(msg) {
         Ok(()) => text(StatusCode::ACCEPTED, "Accepted\n"),
@@ -341,6 +366,36 @@ async fn message(State(sessions): State<Arc<Sessions>>, uri: Uri, body: Bytes) -
             "no such SSE session (closed or never opened); open GET /sse again\n",
         ),
     }
+}
+
+/// Delivers a JSON-RPC error the guard made: on the stream when it answers a request (202,
+/// as for every message), else as the body of a 400.
+fn answer(
+    outbound: &mpsc::Sender<TxJsonRpcMessage<RoleServer>>,
+    reply: serde_json::Value,
+) -> Response {
+    tracing::debug!(reply = %reply, "JSON-RPC error answered by the SSE guard");
+    if jsonrpc::reply_id(&reply).is_some()
+        && let Ok(m) = serde_json::from_value::<TxJsonRpcMessage<RoleServer>>(reply.clone())
+    {
+        return match outbound.try_send(m) {
+            Ok(()) => text(StatusCode::ACCEPTED, "Accepted\n"),
+            Err(TrySendError::Full(_)) => text(
+                StatusCode::TOO_MANY_REQUESTS,
+                "this SSE session has too many unanswered messages; retry later\n",
+            ),
+            Err(TrySendError::Closed(_)) => text(
+                StatusCode::NOT_FOUND,
+                "no such SSE session (closed or never opened); open GET /sse again\n",
+            ),
+        };
+    }
+    (
+        StatusCode::BAD_REQUEST,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        reply.to_string(),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -391,6 +446,7 @@ mod tests {
             "a".into(),
             Entry {
                 inbound: in_tx,
+                outbound: out_tx.clone(),
                 cancel: cancel.clone(),
             },
         );

@@ -4,7 +4,8 @@
 //! Checks, in the order data flows: `redis-server` on PATH, Redis reachable (`REDIS_URL`, or
 //! the managed server — reported, never started), capture directories, the Claude Code
 //! registration (MCP server, hooks, status line: present, pointing at this binary and this
-//! `BLUEPLANE_HOME`), the hook spool, the database, queue lag and pending entries, the slow
+//! `BLUEPLANE_HOME`), the Cursor registration (MCP server, hooks) and Cursor's data directory
+//! (notes only, one line, when Cursor is not installed at all), the hook spool, the database, queue lag and pending entries, the slow
 //! path's backlog, dead letters (and their growth in the last hour), the last event per
 //! source, and whether the Redis metrics are valid for this store (epoch and generation).
 //! `--privacy` adds the stored-data audit of [`scan`].
@@ -23,6 +24,7 @@ use serde::Serialize;
 use super::output;
 use crate::config::Config;
 use crate::install::claude::{self, Inspection, Registration};
+use crate::install::cursor;
 use crate::queue::Queue;
 use crate::queue::managed::{ManagedRedis, find_redis_server};
 
@@ -34,8 +36,8 @@ pub struct DoctorArgs {
     /// privacy mode excludes.
     #[arg(long)]
     pub privacy: bool,
-    /// Check the project install of DIR (DIR/.mcp.json, DIR/.claude/settings.json) instead
-    /// of the user's.
+    /// Check the project install of DIR (DIR/.mcp.json, DIR/.claude/settings.json,
+    /// DIR/.cursor/) instead of the user's.
     #[arg(long, value_name = "DIR")]
     pub project: Option<PathBuf>,
 }
@@ -100,6 +102,8 @@ const RECAPTURE_FIX: &str = "capture again under the current rules: stop every b
 
 const INSTALL_FIX: &str = "run 'blueplane install claude' (with the BLUEPLANE_HOME and REDIS_URL you use), then restart Claude Code";
 
+const CURSOR_FIX: &str = "run 'blueplane install cursor' (with the BLUEPLANE_HOME and REDIS_URL you use), then restart Cursor";
+
 pub async fn run(args: DoctorArgs, cfg: &Config) -> anyhow::Result<()> {
     let mut checks = Vec::new();
     checks.push(redis_server(cfg));
@@ -113,6 +117,14 @@ pub async fn run(args: DoctorArgs, cfg: &Config) -> anyhow::Result<()> {
             "claude install",
             e.to_string(),
             "set CLAUDE_CONFIG_DIR to the one directory Claude Code uses",
+        )),
+    }
+    match super::install::cursor_target(args.project.as_deref()) {
+        Ok(t) => cursor_checks(&cursor::inspect(&t, &exe), cfg, &mut checks),
+        Err(e) => checks.push(problem(
+            "cursor install",
+            e.to_string(),
+            "set HOME, or CURSOR_HOME to the directory that holds Cursor's mcp.json",
         )),
     }
     checks.push(spool(cfg));
@@ -419,6 +431,189 @@ fn install_checks(i: &Inspection, cfg: &Config, checks: &mut Vec<Check>) {
         Registration::Missing => note(
             "status line",
             "none; 'blueplane install claude' adds blueplane's",
+        ),
+    });
+}
+
+/// Cursor's application data directory (the one holding `User/`): `CURSOR_DATA_DIR`, else
+/// where Cursor keeps it on this OS.
+fn cursor_data_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("CURSOR_DATA_DIR").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d));
+    }
+    if cfg!(windows) {
+        return std::env::var_os("APPDATA").map(|a| PathBuf::from(a).join("Cursor"));
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    if cfg!(target_os = "macos") {
+        return home.map(|h| h.join("Library/Application Support/Cursor"));
+    }
+    match std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
+        Some(x) => Some(PathBuf::from(x).join("Cursor")),
+        None => home.map(|h| h.join(".config/Cursor")),
+    }
+}
+
+/// The Cursor checks: one note when Cursor is not on this machine and nothing of ours is
+/// registered for it; else the MCP server, the hooks and the data directory. Not installing
+/// blueplane for an installed Cursor is a choice (notes); half an install is a problem.
+fn cursor_checks(i: &cursor::Inspection, cfg: &Config, checks: &mut Vec<Check>) {
+    let home = cursor::cursor_home_dir(
+        std::env::var(cursor::HOME_VAR).ok().as_deref(),
+        std::env::var_os("HOME").map(PathBuf::from).as_deref(),
+    );
+    let data = cursor_data_dir();
+    let shown = |p: &Option<PathBuf>| {
+        p.as_ref()
+            .map_or_else(|| "(no HOME)".to_string(), |p| p.display().to_string())
+    };
+    let data_found = data.as_ref().is_some_and(|d| d.is_dir());
+    let home_found = home.as_ref().is_some_and(|d| d.is_dir());
+    let none = i.nothing_installed();
+    if !data_found && !home_found && none && i.errors.is_empty() {
+        checks.push(note(
+            "cursor",
+            format!(
+                "Cursor not found (no {}, no {}): nothing to check",
+                shown(&home),
+                shown(&data)
+            ),
+        ));
+        return;
+    }
+    for e in &i.errors {
+        checks.push(problem(
+            "cursor config",
+            e.clone(),
+            "fix the file by hand so that it is valid JSON",
+        ));
+    }
+    let mcp_file = i.mcp_file.display();
+    checks.push(match &i.mcp {
+        Registration::Current { env } => match home_of(env) {
+            Some(h) if !same_dir(&h, &cfg.home) => problem(
+                "cursor mcp server",
+                format!(
+                    "registered in {mcp_file}, but it uses BLUEPLANE_HOME {} and this doctor {}",
+                    h.display(),
+                    cfg.home.display()
+                ),
+                CURSOR_FIX,
+            ),
+            _ => ok(
+                "cursor mcp server",
+                format!("registered in {mcp_file}, runs this binary"),
+            ),
+        },
+        Registration::Http { url, bearer } => ok(
+            "cursor mcp server",
+            format!(
+                "registered in {mcp_file} by URL {url}{}; 'blueplane serve --http' must be running there",
+                if *bearer {
+                    " (bearer token from $BLUEPLANE_TOKEN)"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        Registration::Stale { program } => problem(
+            "cursor mcp server",
+            format!("registered in {mcp_file}, but it runs {program}, not this binary"),
+            CURSOR_FIX,
+        ),
+        Registration::Other { command } => problem(
+            "cursor mcp server",
+            format!("the server named blueplane in {mcp_file} runs '{command}'"),
+            "remove it (Cursor Settings > MCP, or from the file) and run 'blueplane install cursor'",
+        ),
+        Registration::Missing if none => note(
+            "cursor mcp server",
+            format!("not registered in {mcp_file}; 'blueplane install cursor' registers it"),
+        ),
+        Registration::Missing => problem(
+            "cursor mcp server",
+            format!("not registered in {mcp_file}, though blueplane's hooks are there"),
+            CURSOR_FIX,
+        ),
+    });
+    let hooks_file = i.hooks_file.display();
+    let total = i.hooks_current.len() + i.hooks_stale.len() + i.hooks_missing.len();
+    checks.push(if !i.hooks_stale.is_empty() {
+        let mut programs: Vec<&str> = i.hooks_stale.iter().map(|(_, p)| p.as_str()).collect();
+        programs.dedup();
+        problem(
+            "cursor hooks",
+            format!(
+                "{} of {total} hooks in {hooks_file} run another binary ({})",
+                i.hooks_stale.len(),
+                programs.join(", ")
+            ),
+            CURSOR_FIX,
+        )
+    } else if i.hooks_current.is_empty() && none {
+        note(
+            "cursor hooks",
+            format!("none in {hooks_file}; 'blueplane install cursor' adds them"),
+        )
+    } else if !i.hooks_missing.is_empty() {
+        let shown: Vec<&str> = i.hooks_missing.iter().take(4).map(String::as_str).collect();
+        problem(
+            "cursor hooks",
+            format!(
+                "{} of {total} events have no blueplane hook in {hooks_file} ({}{})",
+                i.hooks_missing.len(),
+                shown.join(", "),
+                if i.hooks_missing.len() > shown.len() {
+                    ", ..."
+                } else {
+                    ""
+                }
+            ),
+            CURSOR_FIX,
+        )
+    } else {
+        match home_of(&i.hook_env) {
+            Some(h) if !same_dir(&h, &cfg.home) => problem(
+                "cursor hooks",
+                format!(
+                    "the hooks write to BLUEPLANE_HOME {} but this doctor reads {}",
+                    h.display(),
+                    cfg.home.display()
+                ),
+                CURSOR_FIX,
+            ),
+            _ => ok(
+                "cursor hooks",
+                format!("all {total} events in {hooks_file} run this binary"),
+            ),
+        }
+    });
+    let db = data
+        .as_ref()
+        .map(|d| d.join("User").join("globalStorage").join("state.vscdb"));
+    checks.push(match (&data, db) {
+        (Some(_), Some(db)) if db.is_file() => ok(
+            "cursor data",
+            format!("Cursor's chats are in {}", db.display()),
+        ),
+        (Some(d), _) if d.is_dir() => note(
+            "cursor data",
+            format!(
+                "{} has no User/globalStorage/state.vscdb yet: Cursor has not been used here",
+                d.display()
+            ),
+        ),
+        _ if none => note(
+            "cursor data",
+            format!("no Cursor data directory at {}", shown(&data)),
+        ),
+        _ => problem(
+            "cursor data",
+            format!(
+                "Cursor's data directory (its chats) is not at {}",
+                shown(&data)
+            ),
+            "set CURSOR_DATA_DIR to Cursor's application data directory, the one that holds User/ (~/.config/Cursor on Linux, ~/Library/Application Support/Cursor on macOS)",
         ),
     });
 }
