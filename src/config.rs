@@ -8,6 +8,7 @@
 //! url = "redis://127.0.0.1:6379/0"   # unset: a managed redis-server under $BLUEPLANE_HOME/redis
 //! [capture]
 //! claude_config_dir = "~/.claude"     # same meaning as CLAUDE_CONFIG_DIR
+//! cursor_home = "~/.cursor"           # same meaning as CURSOR_HOME (agent CLI transcripts)
 //! rescan_seconds = 5
 //! ```
 
@@ -45,6 +46,7 @@ struct RawRedis {
 #[serde(deny_unknown_fields)]
 struct RawCapture {
     claude_config_dir: Option<String>,
+    cursor_home: Option<String>,
     rescan_seconds: Option<u64>,
 }
 
@@ -70,6 +72,9 @@ pub struct Config {
     pub redis_url: Option<String>,
     pub privacy: PrivacyMode,
     pub claude_projects: Vec<PathBuf>,
+    /// Cursor's per-user directory (`CURSOR_HOME`, else `[capture] cursor_home`, else
+    /// `~/.cursor`): agent CLI transcripts, `hooks.json`, `mcp.json`. None without a home.
+    pub cursor_home: Option<PathBuf>,
     pub rescan: Duration,
 }
 
@@ -84,6 +89,10 @@ impl Config {
         let raw = read_file(&home.join("config.toml"))?;
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let claude_dir = env("CLAUDE_CONFIG_DIR").or(raw.capture.claude_config_dir);
+        let cursor_home = env("CURSOR_HOME")
+            .or(raw.capture.cursor_home)
+            .map(|s| expand_home(&s, user_home.as_deref()))
+            .or_else(|| user_home.as_ref().map(|h| h.join(".cursor")));
         let privacy = match env("BLUEPLANE_PRIVACY_MODE") {
             Some(m) => match m.as_str() {
                 "metadata" => PrivacyMode::Metadata,
@@ -103,11 +112,20 @@ impl Config {
                 claude_dir.as_deref(),
                 user_home.as_deref(),
             ),
+            cursor_home,
             redis_url: env("REDIS_URL").or(raw.redis.url),
             privacy,
             rescan: Duration::from_secs(raw.capture.rescan_seconds.unwrap_or(5).max(1)),
             home,
         })
+    }
+
+    /// The `projects` directories whose agent transcripts capture reads.
+    pub fn cursor_projects(&self) -> Vec<PathBuf> {
+        self.cursor_home
+            .iter()
+            .map(|h| h.join("projects"))
+            .collect()
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -130,6 +148,15 @@ pub fn home_dir() -> Option<PathBuf> {
     match std::env::var_os("BLUEPLANE_HOME").filter(|h| !h.is_empty()) {
         Some(h) => Some(PathBuf::from(h)),
         None => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".blueplane")),
+    }
+}
+
+/// `~/x` and `~` against the user's home; anything else as it is.
+fn expand_home(s: &str, home: Option<&Path>) -> PathBuf {
+    match (s.strip_prefix("~/"), home) {
+        (Some(rest), Some(h)) => h.join(rest),
+        _ if s == "~" => home.map_or_else(|| PathBuf::from(s), Path::to_path_buf),
+        _ => PathBuf::from(s),
     }
 }
 
@@ -158,5 +185,11 @@ mod tests {
                 .unwrap();
         assert_eq!(raw.privacy.mode, Some(PrivacyMode::Metadata));
         assert!(toml::from_str::<RawConfig>("[privacy]\nmood = \"x\"\n").is_err());
+        let raw: RawConfig = toml::from_str("[capture]\ncursor_home = \"~/c\"\n").unwrap();
+        assert_eq!(raw.capture.cursor_home.as_deref(), Some("~/c"));
+        assert_eq!(
+            expand_home("~/c", Some(Path::new("/h"))),
+            PathBuf::from("/h/c")
+        );
     }
 }

@@ -89,6 +89,7 @@ pub async fn start(cfg: &Config, queue: &Queue, capture: bool) -> anyhow::Result
             queue.clone(),
             cfg.spool_dir(),
             cfg.claude_projects.clone(),
+            cfg.cursor_projects(),
             cfg.privacy,
         )
         .await?;

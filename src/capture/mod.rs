@@ -2,7 +2,7 @@
 //! `bp:events` stream.
 //!
 //! Capture is a runner over sources: each [`CaptureSource`] (one file per source:
-//! `claude_transcripts`, ...) discovers and parses its input, keeps its own typed cursors and
+//! `claude_transcripts`, `cursor_agent`, ...) discovers and parses its input, keeps its own typed cursors and
 //! emits batches into a [`Sink`]; [`Capture`] owns what is common — the capture lease and the
 //! fence on every write, stopping, the file watcher, periodic rescans and `backfill`'s scan
 //! requests. Adding a source means one file here and one entry in [`Capture::new`].
@@ -14,6 +14,7 @@
 
 pub mod claude_code;
 pub mod claude_transcripts;
+pub mod cursor_agent;
 pub mod hook_spool;
 pub mod sink;
 pub mod source;
@@ -30,6 +31,7 @@ use crate::queue::lease::HeldLease;
 use crate::queue::{Queue, QueueError};
 
 pub use claude_transcripts::ClaudeTranscripts;
+pub use cursor_agent::CursorAgent;
 pub use hook_spool::HookSpool;
 pub use sink::{MemorySink, RedisSink, Sink};
 pub use source::{CaptureSource, Watch};
@@ -77,7 +79,8 @@ pub struct Capture {
 }
 
 impl Capture {
-    /// The hook spool in `spool` and the Claude Code transcripts below `dirs`.
+    /// The hook spool in `spool`, the Claude Code transcripts below `dirs` and the Cursor
+    /// agent transcripts below `cursor_projects`.
     ///
     /// # Errors
     /// When the cursors cannot be loaded from Redis.
@@ -85,13 +88,17 @@ impl Capture {
         queue: Queue,
         spool: PathBuf,
         dirs: Vec<PathBuf>,
+        cursor_projects: Vec<PathBuf>,
         mode: PrivacyMode,
     ) -> Result<Capture, CaptureError> {
-        // The spool first: its `hooks.jsonl` must not be taken for a transcript.
+        // The spool first: its `hooks.jsonl` must not be taken for a transcript; Cursor's
+        // agent transcripts before Claude Code's, which accept any `*.jsonl` (a hook's nudge
+        // names a path outside every watched directory).
         Capture::with_sources(
             queue,
             vec![
                 Box::new(HookSpool::new(spool)),
+                Box::new(CursorAgent::new(cursor_projects, mode)),
                 Box::new(ClaudeTranscripts::new(dirs, mode)),
             ],
         )

@@ -1,12 +1,15 @@
-//! The hook and status-line hot path: `blueplane hook claude` and `blueplane statusline`.
+//! The hook and status-line hot path: `blueplane hook claude`, `blueplane hook cursor` and
+//! `blueplane statusline`.
 //!
 //! Runs before any async runtime or managed Redis exists (see `main.rs`): read stdin, apply
-//! the privacy allow-list for hook payloads (`privacy::hooks`), open one short-timeout
+//! the privacy allow-list for hook payloads (`privacy::hooks`, `privacy::cursor_hooks` for
+//! Cursor, whose session is its `conversation_id`), open one short-timeout
 //! connection and send one pipelined XADD; on any failure the event goes to the spool
 //! ([`spool`]), which the capture lease holder drains into the stream. Garbage on stdin is
 //! counted and kept in the dead-letter stream (via the spool when Redis is down), never its
-//! content. Nothing here prints on stdout, and nothing here fails the caller: the IDE never
-//! waits on Blueplane and never sees an error from it.
+//! content. Nothing here prints on stdout (`cli::run_fast` prints the `{}` Cursor reads), and
+//! nothing here fails the caller: the IDE never waits on Blueplane and never sees an error
+//! from it.
 //!
 //! Invariant: an event's id is computed once, here, before it is sent or spooled, so a
 //! payload that reached both Redis and the spool is stored once.
@@ -15,7 +18,7 @@ pub mod events;
 pub mod spool;
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -141,13 +144,27 @@ pub fn prepare(
         "hook" => str_of("hook_event_name").unwrap_or_else(|| "unknown".into()),
         other => other.to_string(),
     };
-    let session = str_of("session_id");
     let transcripts = ["transcript_path", "agent_transcript_path"]
         .iter()
-        .filter_map(|k| str_of(k))
-        .collect();
+        .filter_map(|k| str_of(k));
+    let (session, transcripts) = match platform {
+        // Cursor names its conversation `conversation_id` (`session_id` is only on the
+        // session events); only agent transcripts have a capture source to nudge.
+        Platform::Cursor => (
+            str_of("conversation_id").or_else(|| str_of("session_id")),
+            transcripts
+                .filter(|t| crate::capture::cursor_agent::is_agent_transcript(Path::new(t)))
+                .collect(),
+        ),
+        Platform::ClaudeCode => (str_of("session_id"), transcripts.collect()),
+    };
     let mut filtered = parsed;
-    crate::privacy::hooks::filter_hook_payload(&mut filtered, privacy);
+    match platform {
+        Platform::Cursor => {
+            crate::privacy::cursor_hooks::filter_cursor_hook_payload(&mut filtered, privacy);
+        }
+        Platform::ClaudeCode => crate::privacy::hooks::filter_hook_payload(&mut filtered, privacy),
+    }
     Prepared {
         record: SpoolRecord::Event {
             id: event_id(platform, kind, &event, raw, received_at),

@@ -12,6 +12,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+pub mod cursor_agent;
+pub mod cursor_hooks;
 pub mod hooks;
 pub mod redact;
 
