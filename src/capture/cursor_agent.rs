@@ -546,7 +546,10 @@ mod tests {
             assert!(!is_agent_transcript(Path::new(p)), "{p}");
         }
         let sub = FileContext::for_path(Path::new(&yes[1])).unwrap();
-        assert_eq!((sub.cid.as_str(), sub.subagent.as_deref()), (CID, Some("s1")));
+        assert_eq!(
+            (sub.cid.as_str(), sub.subagent.as_deref()),
+            (CID, Some("s1"))
+        );
         assert_eq!(sub.id(7), format!("ca:{CID}/s1:7"));
     }
 
@@ -571,11 +574,7 @@ mod tests {
         let main = dir.join(format!("{CID}.jsonl"));
         let torn = &ASSISTANT[..30];
         std::fs::write(&main, format!("{USER}\n{{oops\n\n{ASSISTANT}\n{torn}")).unwrap();
-        std::fs::write(
-            dir.join("subagents/s1.jsonl"),
-            format!("{USER}\n{ENDED}\n"),
-        )
-        .unwrap();
+        std::fs::write(dir.join("subagents/s1.jsonl"), format!("{USER}\n{ENDED}\n")).unwrap();
         let mut src = CursorAgent::new(vec![projects], PrivacyMode::Standard);
         let mut sink = MemorySink::default();
         let stats = scan(&mut src, &mut sink).await;
@@ -599,7 +598,10 @@ mod tests {
         assert!(!dead[0].reason.contains("oops"));
 
         // The torn line is finished: captured once, at its offset.
-        let mut f = std::fs::OpenOptions::new().append(true).open(&main).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&main)
+            .unwrap();
         writeln!(f, "{}", &ASSISTANT[30..]).unwrap();
         writeln!(f, "{ENDED}").unwrap();
         drop(f);
@@ -637,5 +639,33 @@ mod tests {
         assert!(src.cursors.is_empty());
         sink.lease_lost = false;
         assert_eq!(scan(&mut src, &mut sink).await.events, 1);
+    }
+
+    /// The fixtures of `tests/data/cursor-agent`, as events (update with `UPDATE_EXPECT=1`):
+    /// kind, session, id and the payload that reaches Redis and `raw_traces`.
+    #[test]
+    fn fixture_snapshot() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cursor-agent");
+        let mut out = String::new();
+        for path in transcript_files(&root.join("projects")) {
+            let rel = path.strip_prefix(&root).unwrap().display().to_string();
+            let ctx = FileContext::for_path(Path::new(&rel)).unwrap();
+            let chunk = tailer::read_new(&path, None).unwrap();
+            let mut index = 0;
+            for (off, line) in chunk.lines() {
+                if let Parsed::Event(e) =
+                    parse_line(&ctx, off, index, line, PrivacyMode::Standard, Some(1))
+                {
+                    out.push_str(&format!(
+                        "{} {} {:?}\n  {}\n",
+                        e.id, e.kind, e.session_id, e.payload
+                    ));
+                }
+                index += 1;
+            }
+            out.push('\n');
+        }
+        expect_test::expect_file!["../../tests/data/cursor-agent/events.standard.txt"]
+            .assert_eq(&out);
     }
 }

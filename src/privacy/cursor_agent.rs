@@ -212,7 +212,10 @@ mod tests {
         assert_eq!(kind, "transcript:user");
         let text = v["text"].as_str().unwrap();
         assert!(text.starts_with("fix the retry budget"), "{text}");
-        assert!(!text.contains("user_query") && !text.contains(&key), "{text}");
+        assert!(
+            !text.contains("user_query") && !text.contains(&key),
+            "{text}"
+        );
         assert_eq!(v["line"], 3);
         let (_, m) = run(&line, PrivacyMode::Metadata);
         assert_eq!(m["text"], "");

@@ -46,7 +46,9 @@ const KEEP_STRINGS: &[&str] = &[
 ];
 
 /// Key endings that mark identifiers, paths and names in fields of newer versions.
-const KEEP_SUFFIXES: &[&str] = &["_id", "_path", "_name", "_type", "_model", "_mode", "_status"];
+const KEEP_SUFFIXES: &[&str] = &[
+    "_id", "_path", "_name", "_type", "_model", "_mode", "_status",
+];
 
 /// Personal data, dropped whatever the mode.
 const NEVER: &[&str] = &["user_email"];
@@ -245,7 +247,11 @@ mod tests {
             "status": "completed", "loop_count": 2, "input_tokens": 1200, "output_tokens": 340,
             "cache_read_tokens": 9000, "cache_write_tokens": 0,
         });
-        for mode in [PrivacyMode::Metadata, PrivacyMode::Standard, PrivacyMode::Full] {
+        for mode in [
+            PrivacyMode::Metadata,
+            PrivacyMode::Standard,
+            PrivacyMode::Full,
+        ] {
             let v = filtered(base.clone(), mode);
             assert!(v.get("user_email").is_none(), "{mode:?}");
             assert!(!v.to_string().contains("dev@example.com"));
