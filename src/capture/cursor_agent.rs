@@ -67,9 +67,9 @@ impl FileContext {
         let stem = path.file_stem().and_then(|s| s.to_str())?;
         let parent = path.parent();
         let grand = parent.and_then(Path::parent);
-        let (cid, subagent) = if name(parent) == Some(TRANSCRIPTS_DIR) {
-            (stem, None)
-        } else if name(grand) == Some(TRANSCRIPTS_DIR) && name(parent) == Some(stem) {
+        let flat = name(parent) == Some(TRANSCRIPTS_DIR);
+        let nested = name(grand) == Some(TRANSCRIPTS_DIR) && name(parent) == Some(stem);
+        let (cid, subagent) = if flat || nested {
             (stem, None)
         } else if name(parent) == Some("subagents")
             && name(grand.and_then(Path::parent)) == Some(TRANSCRIPTS_DIR)
@@ -651,8 +651,7 @@ mod tests {
             let rel = path.strip_prefix(&root).unwrap().display().to_string();
             let ctx = FileContext::for_path(Path::new(&rel)).unwrap();
             let chunk = tailer::read_new(&path, None).unwrap();
-            let mut index = 0;
-            for (off, line) in chunk.lines() {
+            for (index, (off, line)) in (0u64..).zip(chunk.lines()) {
                 if let Parsed::Event(e) =
                     parse_line(&ctx, off, index, line, PrivacyMode::Standard, Some(1))
                 {
@@ -661,7 +660,6 @@ mod tests {
                         e.id, e.kind, e.session_id, e.payload
                     ));
                 }
-                index += 1;
             }
             out.push('\n');
         }
