@@ -36,14 +36,14 @@ use crate::queue::{CursorWrite, DeadLetter, QueueError};
 pub const PUBLISH_BATCH: usize = 2_000;
 /// The hash of this source's cursors.
 pub const NAMESPACE: &str = "bp:capture:cursor_agent";
-/// The directory Cursor keeps agent transcripts in, inside a project directory.
-const TRANSCRIPTS_DIR: &str = "agent-transcripts";
+use crate::hook::CURSOR_TRANSCRIPTS_DIR as TRANSCRIPTS_DIR;
 
 /// Whether `path` is a Cursor agent transcript: `agent-transcripts/<cid>.jsonl`,
 /// `agent-transcripts/<cid>/<cid>.jsonl` or `agent-transcripts/<cid>/subagents/<id>.jsonl`.
-/// Never a Claude Code transcript (those live in `projects/<-encoded-path>/`).
+/// Never a Claude Code transcript (those live in `projects/<-encoded-path>/`). The layout is
+/// known in `hook` (below capture), which nudges only such paths.
 pub fn is_agent_transcript(path: &Path) -> bool {
-    FileContext::for_path(path).is_some()
+    crate::hook::cursor_agent_transcript(path).is_some()
 }
 
 /// What the location of a transcript says: its session and, for a sub-agent, its id.
@@ -54,34 +54,14 @@ pub struct FileContext {
     pub subagent: Option<String>,
 }
 
-fn name(p: Option<&Path>) -> Option<&str> {
-    p.and_then(Path::file_name).and_then(|n| n.to_str())
-}
-
 impl FileContext {
     /// None when `path` is not an agent transcript.
     pub fn for_path(path: &Path) -> Option<FileContext> {
-        if path.extension().is_none_or(|e| e != "jsonl") {
-            return None;
-        }
-        let stem = path.file_stem().and_then(|s| s.to_str())?;
-        let parent = path.parent();
-        let grand = parent.and_then(Path::parent);
-        let flat = name(parent) == Some(TRANSCRIPTS_DIR);
-        let nested = name(grand) == Some(TRANSCRIPTS_DIR) && name(parent) == Some(stem);
-        let (cid, subagent) = if flat || nested {
-            (stem, None)
-        } else if name(parent) == Some("subagents")
-            && name(grand.and_then(Path::parent)) == Some(TRANSCRIPTS_DIR)
-        {
-            (name(grand)?, Some(stem.to_string()))
-        } else {
-            return None;
-        };
+        let (cid, subagent) = crate::hook::cursor_agent_transcript(path)?;
         Some(FileContext {
             source: path.display().to_string(),
             cid: cid.to_string(),
-            subagent,
+            subagent: subagent.map(str::to_string),
         })
     }
 

@@ -41,6 +41,36 @@ pub const NUDGE: &str = "bp:capture:nudge";
 /// How many nudges wait at most (the oldest are dropped: a rescan finds their files anyway).
 const NUDGE_CAP: isize = 1000;
 
+/// The directory Cursor keeps agent CLI transcripts in, inside a project directory.
+pub const CURSOR_TRANSCRIPTS_DIR: &str = "agent-transcripts";
+
+/// The conversation id and, for a sub-agent, its id, when `path` is a Cursor agent CLI
+/// transcript (`agent-transcripts/<cid>.jsonl`, `agent-transcripts/<cid>/<cid>.jsonl` or
+/// `agent-transcripts/<cid>/subagents/<id>.jsonl`; formats.md §C6): the transcripts a Cursor
+/// hook nudges capture for, and what `capture::cursor_agent` reads.
+pub fn cursor_agent_transcript(path: &Path) -> Option<(&str, Option<&str>)> {
+    fn name(p: Option<&Path>) -> Option<&str> {
+        p.and_then(Path::file_name).and_then(|n| n.to_str())
+    }
+    if path.extension().is_none_or(|e| e != "jsonl") {
+        return None;
+    }
+    let stem = path.file_stem().and_then(|s| s.to_str())?;
+    let parent = path.parent();
+    let grand = parent.and_then(Path::parent);
+    let flat = name(parent) == Some(CURSOR_TRANSCRIPTS_DIR);
+    let nested = name(grand) == Some(CURSOR_TRANSCRIPTS_DIR) && name(parent) == Some(stem);
+    if flat || nested {
+        Some((stem, None))
+    } else if name(parent) == Some("subagents")
+        && name(grand.and_then(Path::parent)) == Some(CURSOR_TRANSCRIPTS_DIR)
+    {
+        Some((name(grand)?, Some(stem)))
+    } else {
+        None
+    }
+}
+
 /// What the hot path reads and where it writes.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -153,7 +183,7 @@ pub fn prepare(
         Platform::Cursor => (
             str_of("conversation_id").or_else(|| str_of("session_id")),
             transcripts
-                .filter(|t| crate::capture::cursor_agent::is_agent_transcript(Path::new(t)))
+                .filter(|t| cursor_agent_transcript(Path::new(t)).is_some())
                 .collect(),
         ),
         Platform::ClaudeCode => (str_of("session_id"), transcripts.collect()),
@@ -406,5 +436,60 @@ mod tests {
             SpoolRecord::Bad { .. } => panic!("kept as bad"),
         }
         assert_eq!(p.transcripts, vec!["/t.jsonl".to_string()]);
+    }
+
+    #[test]
+    fn cursor_payloads_use_the_conversation_and_nudge_agent_transcripts_only() {
+        let raw = br#"{"conversation_id":"c1","generation_id":"g1","hook_event_name":"stop",
+            "user_email":"dev@example.com","status":"completed",
+            "transcript_path":"/h/.cursor/projects/p/agent-transcripts/c1/c1.jsonl",
+            "agent_transcript_path":"/h/elsewhere/notes.jsonl"}"#;
+        let p = prepare(
+            raw,
+            Platform::Cursor,
+            "hook",
+            "hook:cursor",
+            PrivacyMode::Standard,
+            5,
+        );
+        match &p.record {
+            SpoolRecord::Event {
+                p: plat, s, src, d, ..
+            } => {
+                assert_eq!(plat, "cursor");
+                assert_eq!(s.as_deref(), Some("c1"));
+                assert_eq!(src, "stop");
+                assert!(!d.contains("dev@example.com"), "{d}");
+            }
+            SpoolRecord::Bad { .. } => panic!("kept as bad"),
+        }
+        assert_eq!(
+            p.transcripts,
+            vec!["/h/.cursor/projects/p/agent-transcripts/c1/c1.jsonl".to_string()]
+        );
+        // The same payload from Claude Code is another event.
+        let c = prepare(
+            raw,
+            Platform::ClaudeCode,
+            "hook",
+            "hook:claude",
+            PrivacyMode::Standard,
+            5,
+        );
+        let id = |p: &Prepared| match &p.record {
+            SpoolRecord::Event { id, .. } => id.clone(),
+            SpoolRecord::Bad { .. } => String::new(),
+        };
+        assert_ne!(id(&p), id(&c));
+        // sessionStart/sessionEnd without a conversation_id: their session_id.
+        let p = prepare(
+            br#"{"session_id":"s9","hook_event_name":"sessionEnd"}"#,
+            Platform::Cursor,
+            "hook",
+            "hook:cursor",
+            PrivacyMode::Standard,
+            5,
+        );
+        assert!(matches!(&p.record, SpoolRecord::Event { s: Some(s), .. } if s == "s9"));
     }
 }
