@@ -22,13 +22,15 @@ use support::{Env, count};
 const CID: &str = "0b6c1a52-9f1e-4c39-8d7e-3a2f5e6d7c81";
 const TORN: &str = "7c1d9e3a-2b4f-4a68-9d0e-5f6a7b8c9d01";
 /// Complete lines in the fixtures: 8 in the main transcript, 3 in its sub-agent, 1 before
-/// the torn line.
-const LINES: i64 = 12;
+/// the torn line, and the 3 blocks of the legacy `.txt` transcript.
+const LINES: i64 = 15;
 const PLANTED: &[&str] = &[
     "AKIAIOSFODNN7EXAMPLE",
     "planted_secret_fn",
     "--force-with-lease",
     "PLANTED-SUBAGENT-PROMPT",
+    "PLANTED-TXT-OUTPUT",
+    "publickey",
     "<user_query>",
 ];
 
@@ -58,10 +60,18 @@ struct CursorEnv {
 impl CursorEnv {
     fn new() -> CursorEnv {
         let cursor_home = tempfile::tempdir().unwrap();
-        copy_dir(
-            &fixture_dir().join("projects"),
-            &cursor_home.path().join("projects"),
-        );
+        let projects = cursor_home.path().join("projects");
+        copy_dir(&fixture_dir().join("projects"), &projects);
+        // A legacy transcript nobody writes any more: its last block is complete.
+        let txt = projects
+            .join("home-dev-app/agent-transcripts")
+            .join("4d5e6f70-8a9b-4c0d-9e1f-2a3b4c5d6e7f.txt");
+        std::fs::File::options()
+            .append(true)
+            .open(&txt)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+            .unwrap();
         CursorEnv {
             env: Env::new(&[]),
             cursor_home,
@@ -174,7 +184,7 @@ fn every_line_is_captured_once_and_a_torn_line_when_it_is_finished() {
             &db,
             "SELECT count(*) FROM raw_traces WHERE kind = 'transcript:user'"
         ),
-        4
+        6
     );
     env.backfill();
     assert_eq!(env.rows(), LINES, "a re-backfill adds nothing");
@@ -207,6 +217,10 @@ fn every_line_is_captured_once_and_a_torn_line_when_it_is_finished() {
     }
     assert!(dump.contains("Clippy is clean."), "assistant prose is kept");
     assert!(dump.contains("\"name\":\"Shell\""), "tool names are kept");
+    assert!(
+        dump.contains("Let me run it to see.") && dump.contains("\"name\":\"run_terminal_cmd\""),
+        "the legacy transcript's prose and tools are kept"
+    );
 }
 
 /// Fails without the watcher or rescan for this source (appended lines never captured while
@@ -256,6 +270,6 @@ fn lines_appended_while_ingest_runs_are_captured_once() {
             &env.env.db(),
             "SELECT count(*) FROM raw_traces WHERE kind = 'transcript:user'"
         ),
-        5
+        7
     );
 }

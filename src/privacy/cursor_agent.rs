@@ -8,7 +8,11 @@
 //! keeps its size; `tool_use` blocks keep name, id, input size and the Claude tool-input
 //! metadata (paths, flags), `tool_result` blocks their id, size and error flag; `turn_ended`
 //! keeps its status and, outside `metadata`, the first line of its error (≤ 200 chars); any
-//! other line keeps its `type`/`role` names and its size.
+//! other line keeps its `type`/`role` names and its size. Legacy `.txt` transcripts
+//! (`user:` / `assistant:` blocks with `[Thinking]`, `[Tool call] Name` + indented `arg: value`
+//! lines and `[Tool result] Name` sections) get the same payload from
+//! [`filter_cursor_txt_block`]: a tool result runs to the next marker or the block's end and
+//! keeps only its size.
 //!
 //! Invariant: whatever the mode, every string left passes through the secret redactor last.
 //! Called by `capture::cursor_agent` for every line.
@@ -76,6 +80,86 @@ pub fn filter_cursor_transcript_line(
     let mut payload = Value::Object(out);
     redact_strings(&mut payload);
     (format!("transcript:{kind}"), payload)
+}
+
+/// The kind and payload of one block of a legacy `.txt` transcript: `role` is `user` or
+/// `assistant` (the header line), `body` the lines after it, `index` the block's number.
+pub fn filter_cursor_txt_block(
+    role: &str,
+    body: &str,
+    mode: PrivacyMode,
+    index: u64,
+) -> (String, Value) {
+    enum State {
+        Prose,
+        Call(usize),
+        Result(usize),
+    }
+    let mut prose_lines: Vec<&str> = Vec::new();
+    let mut calls: Vec<(String, Map<String, Value>, usize)> = Vec::new();
+    let mut results: Vec<(String, usize)> = Vec::new();
+    let mut thinking = 0usize;
+    let mut state = State::Prose;
+    for line in body.lines() {
+        if let Some(rest) = line.strip_prefix("[Tool call]") {
+            calls.push((rest.trim().to_string(), Map::new(), 0));
+            state = State::Call(calls.len() - 1);
+        } else if let Some(rest) = line.strip_prefix("[Tool result]") {
+            results.push((rest.trim().to_string(), 0));
+            state = State::Result(results.len() - 1);
+        } else if let Some(rest) = line.strip_prefix("[Thinking]") {
+            thinking += rest.trim().len();
+            state = State::Prose;
+        } else {
+            match state {
+                State::Call(i) if line.starts_with([' ', '\t']) => {
+                    let (k, v) = line.trim().split_once(':').unwrap_or((line.trim(), ""));
+                    calls[i].1.insert(k.trim().to_string(), json!(v.trim()));
+                    calls[i].2 += line.len() + 1;
+                }
+                State::Result(i) => results[i].1 += line.len() + 1,
+                State::Call(_) | State::Prose => {
+                    state = State::Prose;
+                    prose_lines.push(line);
+                }
+            }
+        }
+    }
+    let joined = prose_lines.join("\n");
+    let text = if role == "user" {
+        strip_user_query(&joined)
+    } else {
+        joined.as_str()
+    };
+    let mut out = Map::new();
+    out.insert("role".into(), json!(role));
+    out.insert("text".into(), json!(prose(text.trim(), mode)));
+    out.insert("textBytes".into(), json!(text.trim().len()));
+    if thinking > 0 {
+        out.insert("thinkingBytes".into(), json!(thinking));
+    }
+    if !calls.is_empty() {
+        let tools = calls
+            .into_iter()
+            .map(|(name, args, bytes)| {
+                json!({"name": name, "inputBytes": bytes,
+                       "input": summarize_tool_input(&Value::Object(args))})
+            })
+            .collect();
+        out.insert("tools".into(), Value::Array(tools));
+    }
+    if !results.is_empty() {
+        let r = results
+            .into_iter()
+            .map(|(name, bytes)| json!({"name": name, "bytes": bytes}))
+            .collect();
+        out.insert("results".into(), Value::Array(r));
+    }
+    out.insert("format".into(), json!("txt"));
+    out.insert("line".into(), json!(index));
+    let mut payload = Value::Object(out);
+    redact_strings(&mut payload);
+    (format!("transcript:{role}"), payload)
 }
 
 /// A short identifier-like name (`turn_ended`, `system`), never free text.
@@ -282,5 +366,32 @@ mod tests {
             PrivacyMode::Full,
         );
         assert_eq!(v["text"], "plain answer");
+    }
+
+    #[test]
+    fn txt_blocks_keep_prose_and_tool_metadata() {
+        let (kind, v) = filter_cursor_txt_block(
+            "user",
+            "<user_query>\nfix the retry budget\n</user_query>\n",
+            PrivacyMode::Standard,
+            0,
+        );
+        assert_eq!(kind, "transcript:user");
+        assert_eq!(v["text"], "fix the retry budget");
+        let body = "[Thinking] private musings\nLooking at it.\n[Tool call] run_terminal_cmd\n  command: cat /etc/shadow\n  is_background: false\n\n[Tool result] run_terminal_cmd\nPRIVATE OUTPUT\n\nmore PRIVATE output\n[Tool call] read_file\n  target_file: /p/a.rs\nDone.";
+        let (kind, v) = filter_cursor_txt_block("assistant", body, PrivacyMode::Standard, 1);
+        assert_eq!(kind, "transcript:assistant");
+        let s = v.to_string();
+        for needle in ["musings", "shadow", "PRIVATE"] {
+            assert!(!s.contains(needle), "{needle} in {s}");
+        }
+        assert_eq!(v["text"], "Looking at it.\n\nDone.");
+        assert_eq!(v["thinkingBytes"], 15);
+        assert_eq!(v["tools"][0]["name"], "run_terminal_cmd");
+        assert_eq!(v["tools"][0]["input"]["command_chars"], 15);
+        assert_eq!(v["tools"][1]["input"]["target_file_chars"], 7);
+        assert_eq!(v["results"][0]["name"], "run_terminal_cmd");
+        assert_eq!(v["results"][0]["bytes"], 36);
+        assert_eq!(v["format"], "txt");
     }
 }
