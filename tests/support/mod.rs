@@ -66,6 +66,8 @@ impl Env {
                     .collect::<Vec<_>>()
                     .join(","),
             )
+            // Never the machine's Cursor agent transcripts (a test sets its own).
+            .env("CURSOR_HOME", self.home.path().join("no-cursor-home"))
             .env("TZ", "UTC")
             .env_remove("BLUEPLANE_PRIVACY_MODE")
             .env("BLUEPLANE_LOG", "warn");
