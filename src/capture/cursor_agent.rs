@@ -126,6 +126,34 @@ pub fn parse_line(
     }))
 }
 
+/// The index among non-blank lines of the line at `offset`, and the file's modification
+/// time: what [`parse_line`] needs for a line read again (`dlq replay`).
+///
+/// # Errors
+/// When the file cannot be read.
+pub fn line_index_at(path: &Path, offset: u64) -> std::io::Result<(u64, Option<i64>)> {
+    use std::io::{BufRead, Read};
+    let f = std::fs::File::open(path)?;
+    let mtime_ms = f
+        .metadata()?
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_millis()).ok());
+    let mut r = std::io::BufReader::new(f.take(offset));
+    let mut line = Vec::new();
+    let mut index = 0;
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line)? == 0 {
+            return Ok((index, mtime_ms));
+        }
+        if !line.trim_ascii().is_empty() {
+            index += 1;
+        }
+    }
+}
+
 /// A time the line carries itself (newer builds may add one): ISO `timestamp`/`createdAt`,
 /// or epoch milliseconds.
 fn line_time(v: &Value) -> Option<i64> {
@@ -775,6 +803,20 @@ mod tests {
         assert_eq!(evs[0].id, format!("ca:{CID}:{torn_at}"));
         let v: Value = serde_json::from_str(&evs[1].payload).unwrap();
         assert_eq!(v["line"], 4);
+
+        // What `dlq replay` reads again: the line's index and the same event.
+        let (index, mtime) = line_index_at(&main, torn_at).unwrap();
+        assert_eq!(index, 3);
+        let ctx = FileContext::for_path(&main).unwrap();
+        let again = parse_line(
+            &ctx,
+            torn_at,
+            index,
+            ASSISTANT.as_bytes(),
+            PrivacyMode::Standard,
+            mtime,
+        );
+        assert!(matches!(again, Parsed::Event(e) if e.payload == evs[0].payload));
 
         // Restart from the stored cursors: nothing again.
         let mut again = CursorAgent::new(src.dirs.clone(), PrivacyMode::Standard);
