@@ -244,10 +244,10 @@ impl CursorAgent {
                     .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                     .and_then(|d| i64::try_from(d.as_millis()).ok());
                 let chunk = tailer::read_new(&p, prev.map(|c| c.file))?;
-                let mut lines = prev.filter(|_| !chunk.restarted).map_or(0, |c| c.lines);
-                if chunk.restarted || prev.is_some_and(|c| c.file.ino != chunk.next.ino) {
-                    lines = 0;
-                }
+                // Read from where the cursor was (same file): its count goes on; else from 0.
+                let mut lines = prev
+                    .filter(|c| c.file.offset == chunk.start && c.file.ino == chunk.next.ino)
+                    .map_or(0, |c| c.lines);
                 let parsed: Vec<(u64, u64, u64, Parsed)> = chunk
                     .lines()
                     .map(|(off, line)| {
@@ -825,6 +825,27 @@ mod tests {
         again.load_cursors(stored);
         let mut none = MemorySink::default();
         assert_eq!(scan(&mut again, &mut none).await.events, 0);
+    }
+
+    #[tokio::test]
+    async fn a_truncated_transcript_is_read_again_from_line_zero() {
+        let (_d, projects, dir) = layout();
+        let main = dir.join(format!("{CID}.jsonl"));
+        std::fs::write(&main, format!("{USER}\n{ASSISTANT}\n{ENDED}\n")).unwrap();
+        let mut src = CursorAgent::new(vec![projects], PrivacyMode::Standard);
+        let mut sink = MemorySink::default();
+        assert_eq!(scan(&mut src, &mut sink).await.events, 3);
+        std::fs::write(&main, format!("{ENDED}\n")).unwrap();
+        let mut after = MemorySink::default();
+        assert_eq!(scan(&mut src, &mut after).await.events, 1);
+        let e = after.events().next().unwrap();
+        let v: Value = serde_json::from_str(&e.payload).unwrap();
+        assert_eq!(
+            (e.id.as_str(), v["line"].as_u64()),
+            (format!("ca:{CID}:0").as_str(), Some(0))
+        );
+        let c = LineCursor::decode(&after.cursors_in(NAMESPACE)[&main.display().to_string()]);
+        assert_eq!(c.map(|c| c.lines), Some(1));
     }
 
     #[tokio::test]

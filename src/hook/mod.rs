@@ -47,8 +47,9 @@ pub const CURSOR_TRANSCRIPTS_DIR: &str = "agent-transcripts";
 /// The conversation id and, for a sub-agent, its id, when `path` is a Cursor agent CLI
 /// transcript (`agent-transcripts/<cid>.jsonl`, `agent-transcripts/<cid>/<cid>.jsonl` or
 /// `agent-transcripts/<cid>/subagents/<id>.jsonl`, and the same with the legacy `.txt`;
-/// formats.md §C6): the transcripts a Cursor
-/// hook nudges capture for, and what `capture::cursor_agent` reads.
+/// formats.md §C6): the transcripts a Cursor hook nudges capture for, and what
+/// `capture::cursor_agent` reads. Never a Claude Code transcript, whose project directory
+/// is an encoded path (`-home-u-proj`), never `agent-transcripts`.
 pub fn cursor_agent_transcript(path: &Path) -> Option<(&str, Option<&str>)> {
     fn name(p: Option<&Path>) -> Option<&str> {
         p.and_then(Path::file_name).and_then(|n| n.to_str())
