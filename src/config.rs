@@ -9,6 +9,7 @@
 //! [capture]
 //! claude_config_dir = "~/.claude"     # same meaning as CLAUDE_CONFIG_DIR
 //! cursor_data_dir = "~/.config/Cursor" # same meaning as CURSOR_DATA_DIR (default per OS)
+//! cursor_home = "~/.cursor"           # same meaning as CURSOR_HOME (agent CLI transcripts)
 //! rescan_seconds = 5
 //! ```
 
@@ -47,6 +48,7 @@ struct RawRedis {
 struct RawCapture {
     claude_config_dir: Option<String>,
     cursor_data_dir: Option<String>,
+    cursor_home: Option<String>,
     rescan_seconds: Option<u64>,
 }
 
@@ -74,6 +76,9 @@ pub struct Config {
     pub claude_projects: Vec<PathBuf>,
     /// Cursor's data directory (`CURSOR_DATA_DIR`, else the OS default), when known.
     pub cursor_data_dir: Option<PathBuf>,
+    /// Cursor's per-user directory (`CURSOR_HOME`, else `[capture] cursor_home`, else
+    /// `~/.cursor`): agent CLI transcripts, `hooks.json`, `mcp.json`. None without a home.
+    pub cursor_home: Option<PathBuf>,
     pub rescan: Duration,
 }
 
@@ -89,6 +94,10 @@ impl Config {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let claude_dir = env("CLAUDE_CONFIG_DIR").or(raw.capture.claude_config_dir);
         let cursor_dir = env("CURSOR_DATA_DIR").or(raw.capture.cursor_data_dir);
+        let cursor_home = env("CURSOR_HOME")
+            .or(raw.capture.cursor_home)
+            .map(|s| expand_home(&s, user_home.as_deref()))
+            .or_else(|| user_home.as_ref().map(|h| h.join(".cursor")));
         let privacy = match env("BLUEPLANE_PRIVACY_MODE") {
             Some(m) => match m.as_str() {
                 "metadata" => PrivacyMode::Metadata,
@@ -112,11 +121,20 @@ impl Config {
                 cursor_dir.as_deref(),
                 user_home.as_deref(),
             ),
+            cursor_home,
             redis_url: env("REDIS_URL").or(raw.redis.url),
             privacy,
             rescan: Duration::from_secs(raw.capture.rescan_seconds.unwrap_or(5).max(1)),
             home,
         })
+    }
+
+    /// The `projects` directories whose agent transcripts capture reads.
+    pub fn cursor_projects(&self) -> Vec<PathBuf> {
+        self.cursor_home
+            .iter()
+            .map(|h| h.join("projects"))
+            .collect()
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -131,6 +149,7 @@ impl Config {
     pub fn cursor_dirs(&self) -> crate::capture::CursorDirs {
         crate::capture::CursorDirs {
             data_dir: self.cursor_data_dir.clone(),
+            projects: self.cursor_projects(),
         }
     }
 
@@ -146,6 +165,15 @@ pub fn home_dir() -> Option<PathBuf> {
     match std::env::var_os("BLUEPLANE_HOME").filter(|h| !h.is_empty()) {
         Some(h) => Some(PathBuf::from(h)),
         None => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".blueplane")),
+    }
+}
+
+/// `~/x` and `~` against the user's home; anything else as it is.
+fn expand_home(s: &str, home: Option<&Path>) -> PathBuf {
+    match (s.strip_prefix("~/"), home) {
+        (Some(rest), Some(h)) => h.join(rest),
+        _ if s == "~" => home.map_or_else(|| PathBuf::from(s), Path::to_path_buf),
+        _ => PathBuf::from(s),
     }
 }
 
@@ -174,5 +202,11 @@ mod tests {
                 .unwrap();
         assert_eq!(raw.privacy.mode, Some(PrivacyMode::Metadata));
         assert!(toml::from_str::<RawConfig>("[privacy]\nmood = \"x\"\n").is_err());
+        let raw: RawConfig = toml::from_str("[capture]\ncursor_home = \"~/c\"\n").unwrap();
+        assert_eq!(raw.capture.cursor_home.as_deref(), Some("~/c"));
+        assert_eq!(
+            expand_home("~/c", Some(Path::new("/h"))),
+            PathBuf::from("/h/c")
+        );
     }
 }

@@ -27,6 +27,13 @@ fn main() -> ExitCode {
             Err(e) => {
                 let _ = e.print();
                 let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+                // Cursor still reads its JSON object (`hook cursor --some-newer-flag`).
+                if std::env::args_os().nth(2).is_some_and(|a| a == "cursor") {
+                    use std::io::Write;
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{}", blueplane::cli::CURSOR_HOOK_OUTPUT)
+                        .and_then(|()| out.flush());
+                }
                 return ExitCode::SUCCESS;
             }
         }

@@ -113,6 +113,18 @@ fn module_arrows_point_down() {
             ],
         ),
         ("event", &["crate::"]),
+        // The hook hot path sits below capture (which drains its spool).
+        (
+            "hook",
+            &[
+                "crate::capture",
+                "crate::slow_path",
+                "crate::fast_path",
+                "crate::query",
+                "crate::mcp",
+                "crate::cli",
+            ],
+        ),
         // install sits below cli and above everything else.
         ("install", &["crate::cli"]),
         (

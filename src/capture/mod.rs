@@ -2,7 +2,7 @@
 //! `bp:events` stream.
 //!
 //! Capture is a runner over sources: each [`CaptureSource`] (one file per source:
-//! `claude_transcripts`, ...) discovers and parses its input, keeps its own typed cursors and
+//! `claude_transcripts`, `cursor_agent`, ...) discovers and parses its input, keeps its own typed cursors and
 //! emits batches into a [`Sink`]; [`Capture`] owns what is common — the capture lease and the
 //! fence on every write, stopping, the file watcher, periodic rescans and `backfill`'s scan
 //! requests. Adding a source means one file here and one entry in [`Capture::new`].
@@ -15,6 +15,7 @@
 
 pub mod claude_code;
 pub mod claude_transcripts;
+pub mod cursor_agent;
 pub mod cursor_db;
 pub mod hook_spool;
 pub mod sink;
@@ -32,6 +33,7 @@ use crate::queue::lease::HeldLease;
 use crate::queue::{Queue, QueueError};
 
 pub use claude_transcripts::ClaudeTranscripts;
+pub use cursor_agent::CursorAgent;
 pub use cursor_db::CursorDb;
 pub use hook_spool::HookSpool;
 pub use sink::{MemorySink, RedisSink, Sink};
@@ -73,6 +75,8 @@ impl std::ops::AddAssign for CaptureStats {
 pub struct CursorDirs {
     /// Cursor's data directory (holding `User/globalStorage` and `User/workspaceStorage`).
     pub data_dir: Option<PathBuf>,
+    /// `projects` below Cursor's per-user directory (`~/.cursor`): agent CLI transcripts.
+    pub projects: Vec<PathBuf>,
 }
 
 /// The capture runner: every source, one fenced Redis sink, one stop token.
@@ -87,8 +91,8 @@ pub struct Capture {
 }
 
 impl Capture {
-    /// The hook spool in `spool`, the Claude Code transcripts below `dirs` and Cursor's
-    /// databases below `cursor.data_dir`.
+    /// The hook spool in `spool`, the Claude Code transcripts below `dirs`, and Cursor's
+    /// databases and agent transcripts (`cursor`).
     ///
     /// # Errors
     /// When the cursors cannot be loaded from Redis.
@@ -99,11 +103,14 @@ impl Capture {
         cursor: CursorDirs,
         mode: PrivacyMode,
     ) -> Result<Capture, CaptureError> {
-        // The spool first: its `hooks.jsonl` must not be taken for a transcript.
+        // The spool first: its `hooks.jsonl` must not be taken for a transcript; Cursor's
+        // agent transcripts before Claude Code's, which accept any `*.jsonl` (a hook's nudge
+        // names a path outside every watched directory).
         Capture::with_sources(
             queue,
             vec![
                 Box::new(HookSpool::new(spool)),
+                Box::new(CursorAgent::new(cursor.projects, mode)),
                 Box::new(ClaudeTranscripts::new(dirs, mode)),
                 Box::new(CursorDb::new(cursor.data_dir, mode)),
             ],

@@ -361,12 +361,30 @@ fn offset_of(letter: &Entry) -> u64 {
         .unwrap_or(0)
 }
 
-/// Reads the transcript line at `source`:`offset` again and parses it with today's rules.
+/// Reads the transcript line at `source`:`offset` again and parses it with today's rules
+/// (a Cursor agent transcript's with `capture::cursor_agent`'s, Claude Code's otherwise).
 fn reparse(source: &str, offset: u64, mode: PrivacyMode) -> Result<Event, String> {
     if source.is_empty() {
         return Err("it names no source file".into());
     }
     let path = Path::new(source);
+    if let Some(ctx) = crate::capture::cursor_agent::FileContext::for_path(path) {
+        if path.extension().is_some_and(|e| e == "txt") {
+            return Err(
+                "its source is a legacy Cursor .txt transcript: rescanned, not replayed".into(),
+            );
+        }
+        let line = read_line_at(path, offset)?;
+        let (index, mtime_ms) = crate::capture::cursor_agent::line_index_at(path, offset)
+            .map_err(|e| format!("cannot read the file: {e}"))?;
+        return match crate::capture::cursor_agent::parse_line(
+            &ctx, offset, index, &line, mode, mtime_ms,
+        ) {
+            Parsed::Event(e) => Ok(*e),
+            Parsed::Skip => Err("the line at this offset is blank now".into()),
+            Parsed::Bad(reason) => Err(format!("still bad: {reason}")),
+        };
+    }
     if !claude_code::is_transcript(path) {
         return Err("its source is not a Claude Code transcript (*.jsonl)".into());
     }

@@ -153,6 +153,7 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum HookClient {
     Claude,
+    Cursor,
 }
 
 impl HookClient {
@@ -160,9 +161,29 @@ impl HookClient {
     pub fn origin(self) -> (crate::event::Platform, &'static str) {
         match self {
             HookClient::Claude => (crate::event::Platform::ClaudeCode, "hook:claude"),
+            HookClient::Cursor => (crate::event::Platform::Cursor, "hook:cursor"),
+        }
+    }
+
+    /// What the hook prints on stdout, whatever happened to the payload. Claude Code reads
+    /// the stdout of some events as context for the model: nothing. Cursor reads a JSON object
+    /// from several events (a permission, `continue`, a follow-up message) and some versions
+    /// want one from every event: `{}`, which expresses no opinion. Never `permission: allow`
+    /// (it would auto-approve a command the user asked Cursor to confirm), never deny, ask
+    /// or `continue: false`. `beforeSubmitPrompt` gets `{}` too rather than
+    /// `{"continue":true}`: `continue` defaults to true, and an explicit true could override
+    /// another hook's `false` wherever Cursor merges the outputs of several hooks.
+    pub fn stdout(self) -> &'static str {
+        match self {
+            HookClient::Claude => "",
+            HookClient::Cursor => CURSOR_HOOK_OUTPUT,
         }
     }
 }
+
+/// The one JSON object `blueplane hook cursor` prints, for every event (see
+/// [`HookClient::stdout`]).
+pub const CURSOR_HOOK_OUTPUT: &str = "{}";
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Period {
@@ -224,7 +245,8 @@ impl FilterArgs {
 ///
 /// The commands on an assistant's hot path (`hook`), run synchronously before any async
 /// runtime, logging or managed Redis exists. Returns false for every other command. They
-/// never fail: whatever happens, the assistant sees exit 0 and nothing on stdout.
+/// never fail: whatever happens, the assistant sees exit 0 and on stdout nothing (Claude
+/// Code) or `{}` (Cursor, see [`HookClient::stdout`]).
 pub fn run_fast(command: &Command, cfg: Result<Config, crate::config::ConfigError>) -> bool {
     match command {
         Command::Hook { client } => {
@@ -238,6 +260,11 @@ pub fn run_fast(command: &Command, cfg: Result<Config, crate::config::ConfigErro
                     std::io::stderr(),
                     "blueplane: the hook payload could not be stored (no writable BLUEPLANE_HOME and no Redis)"
                 );
+            }
+            let out = client.stdout();
+            if !out.is_empty() {
+                let mut stdout = std::io::stdout().lock();
+                let _ = writeln!(stdout, "{out}").and_then(|()| stdout.flush());
             }
             true
         }

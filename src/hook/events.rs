@@ -1,4 +1,5 @@
-//! The hook events each client knows, as `install` registers them and the deriver reads them.
+//! The hook events each client knows (Claude Code, Cursor), as `install` registers them and
+//! the deriver reads them.
 
 /// The 33 hook events of Claude Code 2.1.328 (`../shared/docs/claude-code-2.1.md` §2).
 /// Newer events are accepted as they come; this list is what `install claude` registers.

@@ -1,12 +1,15 @@
-//! The hook and status-line hot path: `blueplane hook claude` and `blueplane statusline`.
+//! The hook and status-line hot path: `blueplane hook claude`, `blueplane hook cursor` and
+//! `blueplane statusline`.
 //!
 //! Runs before any async runtime or managed Redis exists (see `main.rs`): read stdin, apply
-//! the privacy allow-list for hook payloads (`privacy::hooks`), open one short-timeout
+//! the privacy allow-list for hook payloads (`privacy::hooks`, `privacy::cursor_hooks` for
+//! Cursor, whose session is its `conversation_id`), open one short-timeout
 //! connection and send one pipelined XADD; on any failure the event goes to the spool
 //! ([`spool`]), which the capture lease holder drains into the stream. Garbage on stdin is
 //! counted and kept in the dead-letter stream (via the spool when Redis is down), never its
-//! content. Nothing here prints on stdout, and nothing here fails the caller: the IDE never
-//! waits on Blueplane and never sees an error from it.
+//! content. Nothing here prints on stdout (`cli::run_fast` prints the `{}` Cursor reads), and
+//! nothing here fails the caller: the IDE never waits on Blueplane and never sees an error
+//! from it.
 //!
 //! Invariant: an event's id is computed once, here, before it is sent or spooled, so a
 //! payload that reached both Redis and the spool is stored once.
@@ -15,7 +18,7 @@ pub mod events;
 pub mod spool;
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -37,6 +40,38 @@ const IO_TIMEOUT: Duration = Duration::from_millis(250);
 pub const NUDGE: &str = "bp:capture:nudge";
 /// How many nudges wait at most (the oldest are dropped: a rescan finds their files anyway).
 const NUDGE_CAP: isize = 1000;
+
+/// The directory Cursor keeps agent CLI transcripts in, inside a project directory.
+pub const CURSOR_TRANSCRIPTS_DIR: &str = "agent-transcripts";
+
+/// The conversation id and, for a sub-agent, its id, when `path` is a Cursor agent CLI
+/// transcript (`agent-transcripts/<cid>.jsonl`, `agent-transcripts/<cid>/<cid>.jsonl` or
+/// `agent-transcripts/<cid>/subagents/<id>.jsonl`, and the same with the legacy `.txt`;
+/// formats.md §C6): the transcripts a Cursor hook nudges capture for, and what
+/// `capture::cursor_agent` reads. Never a Claude Code transcript, whose project directory
+/// is an encoded path (`-home-u-proj`), never `agent-transcripts`.
+pub fn cursor_agent_transcript(path: &Path) -> Option<(&str, Option<&str>)> {
+    fn name(p: Option<&Path>) -> Option<&str> {
+        p.and_then(Path::file_name).and_then(|n| n.to_str())
+    }
+    if path.extension().is_none_or(|e| e != "jsonl" && e != "txt") {
+        return None;
+    }
+    let stem = path.file_stem().and_then(|s| s.to_str())?;
+    let parent = path.parent();
+    let grand = parent.and_then(Path::parent);
+    let flat = name(parent) == Some(CURSOR_TRANSCRIPTS_DIR);
+    let nested = name(grand) == Some(CURSOR_TRANSCRIPTS_DIR) && name(parent) == Some(stem);
+    if flat || nested {
+        Some((stem, None))
+    } else if name(parent) == Some("subagents")
+        && name(grand.and_then(Path::parent)) == Some(CURSOR_TRANSCRIPTS_DIR)
+    {
+        Some((name(grand)?, Some(stem)))
+    } else {
+        None
+    }
+}
 
 /// What the hot path reads and where it writes.
 #[derive(Debug, Clone)]
@@ -141,13 +176,27 @@ pub fn prepare(
         "hook" => str_of("hook_event_name").unwrap_or_else(|| "unknown".into()),
         other => other.to_string(),
     };
-    let session = str_of("session_id");
     let transcripts = ["transcript_path", "agent_transcript_path"]
         .iter()
-        .filter_map(|k| str_of(k))
-        .collect();
+        .filter_map(|k| str_of(k));
+    let (session, transcripts) = match platform {
+        // Cursor names its conversation `conversation_id` (`session_id` is only on the
+        // session events); only agent transcripts have a capture source to nudge.
+        Platform::Cursor => (
+            str_of("conversation_id").or_else(|| str_of("session_id")),
+            transcripts
+                .filter(|t| cursor_agent_transcript(Path::new(t)).is_some())
+                .collect(),
+        ),
+        Platform::ClaudeCode => (str_of("session_id"), transcripts.collect()),
+    };
     let mut filtered = parsed;
-    crate::privacy::hooks::filter_hook_payload(&mut filtered, privacy);
+    match platform {
+        Platform::Cursor => {
+            crate::privacy::cursor_hooks::filter_cursor_hook_payload(&mut filtered, privacy);
+        }
+        Platform::ClaudeCode => crate::privacy::hooks::filter_hook_payload(&mut filtered, privacy),
+    }
     Prepared {
         record: SpoolRecord::Event {
             id: event_id(platform, kind, &event, raw, received_at),
@@ -389,5 +438,60 @@ mod tests {
             SpoolRecord::Bad { .. } => panic!("kept as bad"),
         }
         assert_eq!(p.transcripts, vec!["/t.jsonl".to_string()]);
+    }
+
+    #[test]
+    fn cursor_payloads_use_the_conversation_and_nudge_agent_transcripts_only() {
+        let raw = br#"{"conversation_id":"c1","generation_id":"g1","hook_event_name":"stop",
+            "user_email":"dev@example.com","status":"completed",
+            "transcript_path":"/h/.cursor/projects/p/agent-transcripts/c1/c1.jsonl",
+            "agent_transcript_path":"/h/elsewhere/notes.jsonl"}"#;
+        let p = prepare(
+            raw,
+            Platform::Cursor,
+            "hook",
+            "hook:cursor",
+            PrivacyMode::Standard,
+            5,
+        );
+        match &p.record {
+            SpoolRecord::Event {
+                p: plat, s, src, d, ..
+            } => {
+                assert_eq!(plat, "cursor");
+                assert_eq!(s.as_deref(), Some("c1"));
+                assert_eq!(src, "stop");
+                assert!(!d.contains("dev@example.com"), "{d}");
+            }
+            SpoolRecord::Bad { .. } => panic!("kept as bad"),
+        }
+        assert_eq!(
+            p.transcripts,
+            vec!["/h/.cursor/projects/p/agent-transcripts/c1/c1.jsonl".to_string()]
+        );
+        // The same payload from Claude Code is another event.
+        let c = prepare(
+            raw,
+            Platform::ClaudeCode,
+            "hook",
+            "hook:claude",
+            PrivacyMode::Standard,
+            5,
+        );
+        let id = |p: &Prepared| match &p.record {
+            SpoolRecord::Event { id, .. } => id.clone(),
+            SpoolRecord::Bad { .. } => String::new(),
+        };
+        assert_ne!(id(&p), id(&c));
+        // sessionStart/sessionEnd without a conversation_id: their session_id.
+        let p = prepare(
+            br#"{"session_id":"s9","hook_event_name":"sessionEnd"}"#,
+            Platform::Cursor,
+            "hook",
+            "hook:cursor",
+            PrivacyMode::Standard,
+            5,
+        );
+        assert!(matches!(&p.record, SpoolRecord::Event { s: Some(s), .. } if s == "s9"));
     }
 }

@@ -1,4 +1,4 @@
-//! The allow-list for hook and status-line payloads (Claude Code's, later Cursor's).
+//! The allow-list for Claude Code's hook and status-line payloads (Cursor's: `cursor_hooks`).
 //!
 //! Hook payloads are reviewed field by field, like transcript records, but arrive from a
 //! process we do not control and gain fields with every release, so outside `full` mode the
@@ -208,7 +208,7 @@ fn summarize_response(v: &Value) -> Value {
 
 /// What an error says without its output: the exit code of a failed command and, outside
 /// `metadata` mode, the first line when it is short (`Exit code 3`, `Request timed out`).
-fn error_summary(s: &str, mode: PrivacyMode) -> Value {
+pub(super) fn error_summary(s: &str, mode: PrivacyMode) -> Value {
     let first = s.lines().next().unwrap_or("").trim();
     let exit_code = first
         .strip_prefix("Exit code ")

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 pub mod cursor;
+pub mod cursor_agent;
+pub mod cursor_hooks;
 pub mod hooks;
 pub mod redact;
 

@@ -67,6 +67,8 @@ impl Env {
                     .collect::<Vec<_>>()
                     .join(","),
             )
+            // Never the machine's Cursor agent transcripts (a test sets its own).
+            .env("CURSOR_HOME", self.home.path().join("no-cursor-home"))
             .env("TZ", "UTC")
             // Never the developer's own Cursor data (tests that want Cursor set it again).
             .env("CURSOR_DATA_DIR", self.home.path().join("no-cursor"))

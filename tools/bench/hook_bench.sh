@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks of the hook hot path (issue 6; brief §7: ≤ 5 ms p95, process start included):
 #   1. `blueplane hook claude` with Redis up, with Redis down (spool), `statusline`, and
-#      `true` as the floor: hyperfine, side by side in one run;
+#      `true` as the floor: hyperfine, side by side in one run; `hook cursor` (Redis up and
+#      down) beside `hook claude` on the same Cursor payload in another;
 #   2. hook → visible: a running `blueplane ingest`, one PostToolUse hook per sample, the time
 #      until its row is in `hook_events` (what get_session_summary reads).
 # Usage: bash tools/bench/hook_bench.sh [OUT_DIR]   (needs hyperfine: cargo install hyperfine)
@@ -20,6 +21,8 @@ export BLUEPLANE_HOME=$WORK/home BLUEPLANE_LOG=error
 UP="redis+unix://$WORK/redis.sock"
 DOWN="redis+unix://$WORK/nothing.sock"
 P=tests/data/hooks/claude-2.1.328/11-PostToolUse.json
+# A Cursor payload with a command and its output (the heaviest rules of the allow-list).
+C=tests/data/cursor-hooks/05-afterShellExecution.json
 S=$WORK/status.json
 cat > "$S" <<'JSON'
 {"session_id":"bench","transcript_path":"/t.jsonl","cwd":"/p","model":{"id":"claude-sonnet-4-5-20250929"},
@@ -34,13 +37,19 @@ hyperfine -N --warmup 20 --runs 300 --export-json "$OUT/hooks.json" --input "$P"
 hyperfine -N --warmup 20 --runs 300 --export-json "$OUT/statusline.json" --input "$S" \
     -n 'true (floor)' 'true' \
     -n 'statusline, redis up' "env REDIS_URL=$UP $BIN statusline"
+# Both hooks on the same Cursor payload (`hook claude` takes it as an unknown event).
+hyperfine -N --warmup 20 --runs 300 --export-json "$OUT/cursor.json" --input "$C" \
+    -n 'true (floor)' 'true' \
+    -n 'hook claude, redis up (cursor payload)' "env REDIS_URL=$UP $BIN hook claude" \
+    -n 'hook cursor, redis up' "env REDIS_URL=$UP $BIN hook cursor" \
+    -n 'hook cursor, redis down (spool)' "env REDIS_URL=$DOWN $BIN hook cursor"
 python3 - "$OUT" <<'PY'
 import json, sys
-for f in ("hooks.json", "statusline.json"):
+for f in ("hooks.json", "statusline.json", "cursor.json"):
     for r in json.load(open(f"{sys.argv[1]}/{f}"))["results"]:
         t = sorted(r["times"])
         p95 = t[int(0.95 * (len(t) - 1))]
-        print(f"{r['command']:<28} mean {r['mean']*1e3:6.2f} ms  median {r['median']*1e3:6.2f} ms  p95 {p95*1e3:6.2f} ms")
+        print(f"{r['command']:<40} mean {r['mean']*1e3:6.2f} ms  median {r['median']*1e3:6.2f} ms  p95 {p95*1e3:6.2f} ms")
 PY
 rm -rf "$BLUEPLANE_HOME"
 REDIS_URL=$UP "$BIN" ingest 2>/dev/null &
