@@ -64,6 +64,7 @@ CREATE TABLE cursor_composers (
     usage_input     INTEGER,
     usage_output    INTEGER
 ) STRICT;
+CREATE INDEX cursor_composers_parent ON cursor_composers (parent_id) WHERE parent_id IS NOT NULL;
 
 -- The facts of the newest version of each bubble that tokens and estimates need.
 CREATE TABLE cursor_bubbles (

@@ -731,7 +731,21 @@ pub fn finish(
     touched: &BTreeSet<String>,
     dirty: &mut BTreeSet<i64>,
 ) -> rusqlite::Result<()> {
+    // A sub-composer without a project of its own takes its parent's: the children of a
+    // touched composer are recomputed with it.
+    let mut all = touched.clone();
+    let mut children = tx.prepare_cached(
+        "SELECT composer_id FROM cursor_composers WHERE parent_id = ?1
+         UNION SELECT j.value FROM cursor_composers c, json_each(c.sub_composers) j
+               WHERE c.composer_id = ?1",
+    )?;
     for cid in touched {
+        let ids: Vec<String> = children
+            .query_map([cid], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        all.extend(ids);
+    }
+    for cid in &all {
         finish_one(tx, cid, dirty)?;
     }
     Ok(())
@@ -740,12 +754,17 @@ pub fn finish(
 fn finish_one(tx: &Transaction<'_>, cid: &str, dirty: &mut BTreeSet<i64>) -> rusqlite::Result<()> {
     let comp = load_composer(tx, cid)?;
     let bubbles = load_bubbles(tx, cid)?;
-    let ws_project: Option<String> = tx
-        .prepare_cached("SELECT project_path FROM cursor_workspaces WHERE composer_id = ?1")?
-        .query_row([cid], |r| r.get(0))
-        .optional()?
-        .flatten();
-    let project = comp.as_ref().and_then(|c| c.project.clone()).or(ws_project);
+    let own = own_project(tx, cid, comp.as_ref())?;
+    let project = match own.clone() {
+        Some(p) => Some(p),
+        None => match comp.as_ref().and_then(|c| c.parent.as_deref()) {
+            Some(parent) => {
+                let pc = load_composer(tx, parent)?;
+                own_project(tx, parent, pc.as_ref())?
+            }
+            None => None,
+        },
+    };
     // The session: from the composer and its bubbles (hooks and transcripts upsert it too).
     let times = comp
         .iter()
@@ -788,6 +807,19 @@ fn finish_one(tx: &Transaction<'_>, cid: &str, dirty: &mut BTreeSet<i64>) -> rus
         comp.as_ref().and_then(|c| c.name.clone()),
         comp.as_ref().and_then(|c| c.branch.clone())
     ])?;
+    // The project as the composer and workspace say (not a hook's guess) is a project, once
+    // the composer is known (before that a workspace listing may name another folder than
+    // the composer's own `workspacePath`, and min/max upserts cannot take a row back).
+    if let (Some(p), Some(lo), Some(hi), true) = (&own, lo, hi, comp.is_some()) {
+        tx.prepare_cached(
+            "INSERT INTO projects (path, first_seen, last_seen) VALUES (?1, ?2, ?3)
+             ON CONFLICT (path) DO UPDATE SET
+               first_seen = min(first_seen, excluded.first_seen),
+               last_seen = max(last_seen, excluded.last_seen)",
+        )?
+        .execute(params![p, lo, hi])?;
+    }
+    // Rows carry the session's project, whoever gave it.
     let project: Option<String> = tx
         .prepare_cached("SELECT project_path FROM sessions WHERE session_id = ?1")?
         .query_row([cid], |r| r.get(0))
@@ -845,6 +877,22 @@ fn finish_one(tx: &Transaction<'_>, cid: &str, dirty: &mut BTreeSet<i64>) -> rus
     )?
     .execute([cid])?;
     Ok(())
+}
+
+/// A composer's project: its `workspacePath`, else what a workspace listing says.
+fn own_project(
+    tx: &Transaction<'_>,
+    cid: &str,
+    comp: Option<&ComposerFacts>,
+) -> rusqlite::Result<Option<String>> {
+    if let Some(p) = comp.and_then(|c| c.project.clone()) {
+        return Ok(Some(p));
+    }
+    Ok(tx
+        .prepare_cached("SELECT project_path FROM cursor_workspaces WHERE composer_id = ?1")?
+        .query_row([cid], |r| r.get(0))
+        .optional()?
+        .flatten())
 }
 
 /// Measured rows and estimates of one Cursor session, recomputed.
