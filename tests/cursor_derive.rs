@@ -298,23 +298,40 @@ fn scenario() -> Vec<Event> {
             "user",
             0,
             s + 200_000,
-            json!({"text":"list the files in src"}),
+            json!({"text":"list the files in src","textBytes":21}),
         ),
         transcript(
             "c4",
             "assistant",
             1,
             s + 201_000,
-            json!({"text":"Listing them.","tools":[{"name":"list_dir","id":"lt1","inputBytes":30}]}),
+            json!({"text":"Listing them.","textBytes":13,
+                   "tools":[{"name":"list_dir","id":"lt1","inputBytes":30,
+                             "input":{"target_directory":"src"}}]}),
         ),
+        // A user line that only returns a tool result is no prompt.
         transcript(
             "c4",
             "user",
             2,
             s + 202_000,
-            json!({"tools":[{"id":"lt1","isError":true}]}),
+            json!({"text":"","textBytes":0,"results":[{"id":"lt1","bytes":120,"isError":true}]}),
         ),
-        transcript("c4", "turn_ended", 3, s + 203_000, json!({})),
+        transcript(
+            "c4",
+            "turn_ended",
+            3,
+            s + 203_000,
+            json!({"type":"turn_ended"}),
+        ),
+        // A sub-agent's line (its file under `subagents/`), in the parent's session.
+        transcript(
+            "c4",
+            "assistant",
+            10,
+            s + 202_500,
+            json!({"text":"Sub-agent reporting.","textBytes":20,"subagent":"s1"}),
+        ),
     ]
 }
 
@@ -375,7 +392,8 @@ const TABLES: &[(&str, &str)] = &[
     ),
     (
         "messages",
-        "SELECT event_id, session_id, platform, role, is_prompt, ts, model, text FROM messages",
+        "SELECT event_id, session_id, agent_id, platform, role, is_prompt, ts, model, text
+         FROM messages",
     ),
     (
         "api_responses",
@@ -486,17 +504,18 @@ fn a_composer_with_bubbles_hooks_and_a_transcript_derives_these_rows() {
           "c3" | "cursor" | "/home/u/elsewhere" | NULL | "hello" | 1766691307986 | 1766691307986 | 1766691308086 | NULL | NULL | NULL
           "c4" | "cursor" | NULL | NULL | "list the files in src" | 1766691508486 | 1766691508486 | 1766691511486 | NULL | NULL | NULL
         messages:
-          "ca:c4:0" | "c4" | "cursor" | "user" | 1 | 1766691508486 | NULL | "list the files in src"
-          "ca:c4:1" | "c4" | "cursor" | "assistant" | 0 | 1766691509486 | NULL | "Listing them."
-          "cu:msg:c1:a1" | "c1" | "cursor" | "assistant" | 0 | 1766691313486 | "claude-4.5-sonnet" | "Looking at the test now."
-          "cu:msg:c1:a2" | "c1" | "cursor" | "assistant" | 0 | 1766691317486 | "claude-4.5-sonnet" | "Fixed: the test raced the clock."
-          "cu:msg:c1:a3" | "c1" | "cursor" | "assistant" | 0 | 1766691378486 | "default" | "Docs updated."
-          "cu:msg:c1:u1" | "c1" | "cursor" | "user" | 1 | 1766691309486 | "claude-4.5-opus-high-thinking" | "please fix the flaky quokka test"
-          "cu:msg:c1:u2" | "c1" | "cursor" | "user" | 1 | 1766691368486 | NULL | "thanks, now update the docs"
-          "cu:msg:c2:sa" | "c2" | "cursor" | "assistant" | 0 | 1766691323486 | NULL | "It is in tests/support."
-          "cu:msg:c2:su" | "c2" | "cursor" | "user" | 1 | 1766691319486 | NULL | "find the clock helper"
-          "cu:msg:c3:x1" | "c3" | "cursor" | "user" | 1 | 1766691307986 | NULL | "hello"
-          "cu:msg:c3:x2" | "c3" | "cursor" | "assistant" | 0 | 1766691308086 | "gpt-5" | "Hi! How can I help?"
+          "ca:c4:0" | "c4" | NULL | "cursor" | "user" | 1 | 1766691508486 | NULL | "list the files in src"
+          "ca:c4:1" | "c4" | NULL | "cursor" | "assistant" | 0 | 1766691509486 | NULL | "Listing them."
+          "ca:c4:10" | "c4" | "s1" | "cursor" | "assistant" | 0 | 1766691510986 | NULL | "Sub-agent reporting."
+          "cu:msg:c1:a1" | "c1" | NULL | "cursor" | "assistant" | 0 | 1766691313486 | "claude-4.5-sonnet" | "Looking at the test now."
+          "cu:msg:c1:a2" | "c1" | NULL | "cursor" | "assistant" | 0 | 1766691317486 | "claude-4.5-sonnet" | "Fixed: the test raced the clock."
+          "cu:msg:c1:a3" | "c1" | NULL | "cursor" | "assistant" | 0 | 1766691378486 | "default" | "Docs updated."
+          "cu:msg:c1:u1" | "c1" | NULL | "cursor" | "user" | 1 | 1766691309486 | "claude-4.5-opus-high-thinking" | "please fix the flaky quokka test"
+          "cu:msg:c1:u2" | "c1" | NULL | "cursor" | "user" | 1 | 1766691368486 | NULL | "thanks, now update the docs"
+          "cu:msg:c2:sa" | "c2" | NULL | "cursor" | "assistant" | 0 | 1766691323486 | NULL | "It is in tests/support."
+          "cu:msg:c2:su" | "c2" | NULL | "cursor" | "user" | 1 | 1766691319486 | NULL | "find the clock helper"
+          "cu:msg:c3:x1" | "c3" | NULL | "cursor" | "user" | 1 | 1766691307986 | NULL | "hello"
+          "cu:msg:c3:x2" | "c3" | NULL | "cursor" | "assistant" | 0 | 1766691308086 | "gpt-5" | "Hi! How can I help?"
         api_responses:
           "cu:c1:g9" | "hk:c1:stop:1766691388486" | "c1" | "/home/u/proj" | 1766691388486 | "claude-4.5-sonnet" | 500 | 100 | 0 | 1000 | 3300000000 | 1 | "hook"
           "cu:c1:r1" | "cu:msg:c1:a2" | "c1" | "/home/u/proj" | 1766691317486 | "claude-4.5-sonnet" | 1200 | 300 | 0 | 0 | 8100000000 | 1 | "cursor"
@@ -505,11 +524,12 @@ fn a_composer_with_bubbles_hooks_and_a_transcript_derives_these_rows() {
           "cu:c1:est:u2" | "c1" | "cursor" | "/home/u/proj" | 1766691378486 | "claude-4.5-opus-high-thinking" | 7 | 27 | 710000000 | 1
           "cu:c3:est:x1" | "c3" | "cursor" | "/home/u/elsewhere" | 1766691308086 | "gpt-5" | 2 | 5 | 52500000 | 1
         tool_calls:
-          "lt1" | "c4" | "cursor" | NULL | "list_dir" | 1766691509486 | 1766691510486 | 1 | "{\"bytes\":30}" | NULL | NULL | NULL
+          "lt1" | "c4" | "cursor" | NULL | "list_dir" | 1766691509486 | 1766691510486 | 1 | "{\"bytes\":30,\"input\":{\"target_directory\":\"src\"}}" | "{\"bytes\":120}" | NULL | NULL
           "tc1" | "c1" | "cursor" | "/home/u/proj" | "run_terminal_cmd" | 1766691314386 | 1766691316986 | 0 | "{\"args\":{\"command\":{\"chars\":14}},\"bytes\":40}" | "{\"bytes\":400,\"status\":\"completed\"}" | 2100 | 0
           "tc2" | "c1" | "cursor" | "/home/u/proj" | "edit_file" | 1766691379486 | NULL | 1 | "{\"bytes\":12}" | "{\"error\":\"file not found\",\"status\":\"error\"}" | NULL | NULL
         subagents:
           "c1" | "c2" | "subcomposer" | 1766691308486 | 1766691398486
+          "c4" | "s1" | NULL | 1766691510986 | 1766691510986
         hook_events:
           "hk:c1:postToolUse:1766691316886" | "c1" | "cursor" | 1766691316886 | "postToolUse" | "r1" | "tc1" | "Shell" | "{\"cursor_version\":\"2.3.1\",\"duration\":2100,\"generation_id\":\"r1\"}"
           "hk:c1:preToolUse:1766691314386" | "c1" | "cursor" | 1766691314386 | "preToolUse" | "r1" | "tc1" | "Shell" | "{\"cursor_version\":\"2.3.1\",\"generation_id\":\"r1\"}"

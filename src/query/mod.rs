@@ -93,7 +93,7 @@ pub struct Tokens {
     pub output: i64,
     pub cache_creation: i64,
     pub cache_read: i64,
-    /// input + output + cache_creation + cache_read.
+    /// input + output + cache_creation + cache_read (as ccusage counts).
     pub total: i64,
 }
 

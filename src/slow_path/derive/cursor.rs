@@ -290,6 +290,7 @@ fn derive_bubble(
         &Msg {
             event_id: &msg_id,
             session_id: cid,
+            agent_id: None,
             platform: rec.platform,
             role,
             is_prompt: typ == 1,
@@ -309,6 +310,7 @@ fn derive_bubble(
 pub(super) struct Msg<'a> {
     pub event_id: &'a str,
     pub session_id: &'a str,
+    pub agent_id: Option<&'a str>,
     pub platform: &'a str,
     pub role: &'a str,
     pub is_prompt: bool,
@@ -347,7 +349,7 @@ pub(super) fn upsert_message(
         (Some((rowid, _)), true) => {
             tx.prepare_cached(
                 "UPDATE messages SET session_id = ?2, role = ?3, is_prompt = ?4, ts = ?5,
-                                     model = ?6, text = ?7
+                                     model = ?6, text = ?7, agent_id = ?8
                  WHERE rowid = ?1",
             )?
             .execute(params![
@@ -357,14 +359,15 @@ pub(super) fn upsert_message(
                 m.is_prompt,
                 m.ts,
                 m.model,
-                m.text
+                m.text,
+                m.agent_id
             ])?;
             rowid
         }
         (None, true) => {
             tx.prepare_cached(
                 "INSERT INTO messages (event_id, session_id, agent_id, platform, role, is_prompt, ts, model, text)
-                 VALUES (?1, ?2, NULL, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 VALUES (?1, ?2, ?9, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
                 m.event_id,
@@ -374,7 +377,8 @@ pub(super) fn upsert_message(
                 m.is_prompt,
                 m.ts,
                 m.model,
-                m.text
+                m.text,
+                m.agent_id
             ])?;
             tx.last_insert_rowid()
         }

@@ -41,6 +41,8 @@ const DETAIL_KEYS: &[&str] = &[
     "message_count",
     "subagent_type",
     "file_path",
+    "error_summary",
+    "command",
     "cursor_version",
     "generation_id",
     "input_tokens",
