@@ -22,6 +22,12 @@
 //! holds token numbers (`inputTokens`/`outputTokens`) and no bubble of the composer has
 //! counts. An assistant turn (a user bubble and the assistant bubbles up to the next user
 //! bubble, in `headers` order) with no measured count gets an estimate ([`estimate_tokens`]).
+//!
+//! Other choices: a workspace listing never creates a session (it only gives the project of
+//! the composers it lists, whichever comes first); a sub-composer is a session of its own
+//! (its own composer and bubbles) plus a `subagents` row `(parent, child)` under its parent,
+//! and takes the parent's project when it has none; `agent_blob` records derive nothing (no
+//! composer, time or usage); a bubble without any time writes its facts but no message.
 //! Called by the slow path through [`super::DERIVERS`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
