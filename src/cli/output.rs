@@ -66,7 +66,10 @@ pub fn metrics(m: &Metrics, as_json: bool) -> anyhow::Result<()> {
         if !estimates {
             return String::new();
         }
-        format!(" {:>14}", format!("~{}", int(e.unwrap_or(0))))
+        match e {
+            Some(n) => format!(" {:>14}", format!("~{}", int(n))),
+            None => format!(" {:>14}", "-"),
+        }
     };
     emit(|out| {
         writeln!(
