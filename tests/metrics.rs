@@ -271,3 +271,124 @@ fn a_derive_version_bump_re_derives_the_store_with_identical_figures() {
     );
     assert!(v >= 2);
 }
+
+/// Cursor rows written straight into raw_traces as the capture would (a composer, a turn
+/// with counts, a turn without: an estimate), then derived by `backfill`.
+fn cursor_events() -> Vec<blueplane::event::Event> {
+    use blueplane::event::{Event, Platform, Source, db_row_id};
+    use serde_json::json;
+    let t = 1_766_691_308_486_i64; // 2025-12-25T19:35:08.486Z
+    let ev = |kind: &str, key: String, ts: i64, v: Value| Event {
+        id: db_row_id("cu", &key, 1),
+        platform: Platform::Cursor,
+        kind: kind.into(),
+        session_id: Some("cm".into()),
+        timestamp_ms: Some(ts),
+        source: Source::DbRow {
+            db: "/c/globalStorage/state.vscdb".into(),
+            key,
+            version: 1,
+        },
+        payload: v.to_string(),
+    };
+    let bubble = |bid: &str, ts: i64, v: Value| {
+        let mut v = v;
+        v["composerId"] = json!("cm");
+        v["bubbleId"] = json!(bid);
+        ev("bubble", format!("bubbleId:cm:{bid}"), ts, v)
+    };
+    vec![
+        ev(
+            "composer",
+            "composerData:cm".into(),
+            t,
+            json!({"composerId":"cm","name":"Metrics","createdAt":t,"lastUpdatedAt":t + 60_000,
+                   "modelConfig":{"modelName":"claude-4.5-sonnet"},"workspacePath":"/c/proj",
+                   "headers":[{"bubbleId":"u1"},{"bubbleId":"a1"},{"bubbleId":"u2"},{"bubbleId":"a2"}]}),
+        ),
+        bubble(
+            "u1",
+            t + 1_000,
+            json!({"type":1,"text":"first question","textBytes":14}),
+        ),
+        bubble(
+            "a1",
+            t + 2_000,
+            json!({"type":2,"text":"measured answer","textBytes":15,"requestId":"r1",
+                   "tokenCount":{"inputTokens":1000,"outputTokens":100}}),
+        ),
+        bubble(
+            "u2",
+            t + 30_000,
+            json!({"type":1,"text":"second question","textBytes":15}),
+        ),
+        bubble(
+            "a2",
+            t + 31_000,
+            json!({"type":2,"text":"an answer Cursor counted nothing for","textBytes":400,
+                   "requestId":"r2","tokenCount":{"inputTokens":0,"outputTokens":0}}),
+        ),
+    ]
+}
+
+#[test]
+fn cursor_estimates_reach_redis_apart_from_measured_tokens_and_are_labelled() {
+    let f = fixtures();
+    let env = Env::new(&[f.join("ccusage")]);
+    env.run(&["backfill"]);
+    let claude_only = env.json(&["report", "daily", "--json", "-z", "UTC"]);
+    assert!(claude_only["totals"].get("estimated_tokens").is_none());
+    {
+        let mut c = blueplane::store::open_writer(&env.db()).expect("db");
+        let mut z = blueplane::store::codec::Compressor::default();
+        blueplane::fast_path::insert_batch(&mut c, &mut z, &cursor_events()).expect("insert");
+    }
+    env.run(&["backfill"]);
+    // The estimate's bucket (a2 at t + 31 s) holds it in its own fields.
+    let bucket = (1_766_691_308_486_i64 + 31_000) / 900_000;
+    let fields = text(&redis(&env, &["HGETALL", &format!("bp:m:q:{bucket}")]));
+    assert!(
+        fields.contains("cursor|ein 4 ") && fields.contains("cursor|eout 100 "),
+        "{fields}"
+    );
+    let tokens = |r: &Value| r["totals"]["tokens"]["total"].as_i64().expect("total");
+    for source in ["redis", "sqlite"] {
+        if source == "sqlite" {
+            redis(&env, &["FLUSHALL"]);
+        }
+        let r = env.json(&["report", "daily", "--json", "-z", "UTC"]);
+        assert_eq!(r["source"], source, "{r}");
+        // Measured: Claude's figures plus the one counted Cursor turn; the estimate
+        // (ceil(15 / 4) in, ceil(400 / 4) out) is beside them, never inside.
+        assert_eq!(tokens(&r), tokens(&claude_only) + 1_100, "{source}");
+        assert_eq!(r["totals"]["estimated_tokens"], 4 + 100, "{r}");
+        let day = r["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .find(|row| row["key"] == "2025-12-25")
+            .expect("the Cursor day");
+        assert_eq!(day["estimated_tokens"], 104, "{day}");
+        assert_eq!(day["tokens"]["total"], 1_100, "{day}");
+        assert!(day["estimated_cost_usd"].as_f64().is_some_and(|c| c > 0.0));
+    }
+    let out = env.run(&["report", "daily", "-z", "UTC"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("est. tokens*") && text.contains("~104"),
+        "{text}"
+    );
+    assert!(text.contains("not in the totals above"), "{text}");
+    let sessions = env.json(&["sessions", "--json"]);
+    let cm = sessions["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .find(|s| s["session_id"] == "cm")
+        .cloned()
+        .expect("the Cursor session");
+    assert_eq!(cm["platform"], "cursor");
+    assert_eq!(cm["token_source"], "mixed");
+    assert_eq!(cm["tokens_estimated"]["total"], 104);
+    assert_eq!(cm["tokens"]["total"], 1_100);
+}

@@ -59,10 +59,22 @@ pub fn metrics(m: &Metrics, as_json: bool) -> anyhow::Result<()> {
     if as_json {
         return json(m);
     }
+    // Estimated tokens get their own labelled column, only when there are any (Claude Code
+    // reports look exactly as before).
+    let estimates = m.totals.estimated_tokens.is_some();
+    let est = |e: Option<i64>| -> String {
+        if !estimates {
+            return String::new();
+        }
+        match e {
+            Some(n) => format!(" {:>14}", format!("~{}", int(n))),
+            None => format!(" {:>14}", "-"),
+        }
+    };
     emit(|out| {
         writeln!(
             out,
-            "{:<40} {:>12} {:>12} {:>14} {:>14} {:>14} {:>10} {:>8}",
+            "{:<40} {:>12} {:>12} {:>14} {:>14} {:>14} {:>10} {:>8}{}",
             m.group_by,
             "input",
             "output",
@@ -70,12 +82,17 @@ pub fn metrics(m: &Metrics, as_json: bool) -> anyhow::Result<()> {
             "cache read",
             "total",
             "cost USD",
-            "sessions"
+            "sessions",
+            if estimates {
+                format!(" {:>14}", "est. tokens*")
+            } else {
+                String::new()
+            }
         )?;
         for r in &m.rows {
             writeln!(
                 out,
-                "{:<40} {:>12} {:>12} {:>14} {:>14} {:>14} {:>10.2} {:>8}",
+                "{:<40} {:>12} {:>12} {:>14} {:>14} {:>14} {:>10.2} {:>8}{}",
                 r.key,
                 int(r.tokens.input),
                 int(r.tokens.output),
@@ -83,13 +100,14 @@ pub fn metrics(m: &Metrics, as_json: bool) -> anyhow::Result<()> {
                 int(r.tokens.cache_read),
                 int(r.tokens.total),
                 r.cost_usd,
-                r.sessions
+                r.sessions,
+                est(r.estimated_tokens)
             )?;
         }
         let t = &m.totals;
         writeln!(
             out,
-            "{:<40} {:>12} {:>12} {:>14} {:>14} {:>14} {:>10.2} {:>8}",
+            "{:<40} {:>12} {:>12} {:>14} {:>14} {:>14} {:>10.2} {:>8}{}",
             "total",
             int(t.tokens.input),
             int(t.tokens.output),
@@ -97,8 +115,17 @@ pub fn metrics(m: &Metrics, as_json: bool) -> anyhow::Result<()> {
             int(t.tokens.cache_read),
             int(t.tokens.total),
             t.cost_usd,
-            t.sessions
+            t.sessions,
+            est(t.estimated_tokens)
         )?;
+        if let Some(e) = t.estimated_tokens {
+            writeln!(
+                out,
+                "* estimated (about 4 characters per token) for Cursor turns without token counts: {} tokens, ~${:.2}; not in the totals above",
+                int(e),
+                t.estimated_cost_usd.unwrap_or(0.0)
+            )?;
+        }
         if t.unpriced_responses > 0 {
             writeln!(
                 out,

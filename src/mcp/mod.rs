@@ -225,7 +225,7 @@ impl Telemetry {
 
 #[tool_router]
 impl Telemetry {
-    /// Sessions, most recent first, with tokens, cost, prompts, tool calls and errors.
+    /// Sessions, most recent first, with tokens, cost, prompts, tool calls and errors. `tokens_estimated`: Cursor estimates, not in `tokens`.
     #[tool(
         title = "List sessions",
         input_schema = schema::input::<ListSessionsArgs>(),
@@ -277,7 +277,7 @@ impl Telemetry {
             .map(Json)
     }
 
-    /// Tokens, cost (USD), sessions, responses and tool calls grouped by day, week, month, model, project, platform or session; `reported_cost_usd` / `unattributed_cost_usd` where Claude Code reported its own cost.
+    /// Tokens, cost (USD), sessions, responses and tool calls grouped by day, week, month, model, project, platform or session; `reported_cost_usd` / `unattributed_cost_usd` where Claude Code reported its own cost; `estimated_*`: Cursor estimates, not in the totals.
     #[tool(
         title = "Usage metrics",
         input_schema = schema::input::<MetricsArgs>(),

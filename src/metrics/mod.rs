@@ -50,14 +50,19 @@ pub struct Counters {
     pub unpriced: i64,
     pub tool_calls: i64,
     pub tool_errors: i64,
+    /// Estimated tokens and their estimated cost (`token_estimates`: Cursor turns without a
+    /// measured count). Never part of the measured figures above.
+    pub est_input: i64,
+    pub est_output: i64,
+    pub est_cost_pusd: i64,
 }
 
 const FIELDS: &[&str] = &[
-    "in", "out", "cc", "cr", "cost", "resp", "unpriced", "tc", "te",
+    "in", "out", "cc", "cr", "cost", "resp", "unpriced", "tc", "te", "ein", "eout", "ecost",
 ];
 
 impl Counters {
-    fn values(&self) -> [i64; 9] {
+    fn values(&self) -> [i64; 12] {
         [
             self.input,
             self.output,
@@ -68,6 +73,9 @@ impl Counters {
             self.unpriced,
             self.tool_calls,
             self.tool_errors,
+            self.est_input,
+            self.est_output,
+            self.est_cost_pusd,
         ]
     }
 
@@ -82,6 +90,9 @@ impl Counters {
             "unpriced" => self.unpriced = v,
             "tc" => self.tool_calls = v,
             "te" => self.tool_errors = v,
+            "ein" => self.est_input = v,
+            "eout" => self.est_output = v,
+            "ecost" => self.est_cost_pusd = v,
             _ => {}
         }
     }
@@ -97,6 +108,9 @@ impl Counters {
         self.unpriced = self.unpriced.saturating_add(o.unpriced);
         self.tool_calls = self.tool_calls.saturating_add(o.tool_calls);
         self.tool_errors = self.tool_errors.saturating_add(o.tool_errors);
+        self.est_input = self.est_input.saturating_add(o.est_input);
+        self.est_output = self.est_output.saturating_add(o.est_output);
+        self.est_cost_pusd = self.est_cost_pusd.saturating_add(o.est_cost_pusd);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -131,12 +145,32 @@ impl Counters {
     }
 }
 
+/// The estimate aggregate over `token_estimates` rows, in the column order
+/// [`Counters::estimates_at`] reads.
+pub const ESTIMATE_SUMS: &str = "coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),
+    coalesce(sum(cost_pusd), 0)";
+
+impl Counters {
+    /// The estimate counters selected with [`ESTIMATE_SUMS`] starting at column `first`.
+    ///
+    /// # Errors
+    /// When a column is missing or not an integer.
+    pub fn estimates_at(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Counters> {
+        Ok(Counters {
+            est_input: r.get(first)?,
+            est_output: r.get(first + 1)?,
+            est_cost_pusd: r.get(first + 2)?,
+            ..Counters::default()
+        })
+    }
+}
+
 /// Everything known about one quarter hour.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BucketAgg {
     pub bucket: i64,
     pub platforms: BTreeMap<String, Counters>,
-    /// (platform, session id) with at least one API response in the bucket.
+    /// (platform, session id) with at least one API response (or estimate) in the bucket.
     pub sessions: BTreeSet<(String, String)>,
 }
 
@@ -203,8 +237,31 @@ pub fn compute_range(
         }
     }
     {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT ts / 900000, platform, {ESTIMATE_SUMS}
+             FROM token_estimates
+             WHERE ts >= ?1 AND ts < ?2 AND (?3 IS NULL OR platform = ?3)
+               AND (?4 IS NULL OR instr(coalesce(project_path, ''), ?4) > 0)
+             GROUP BY 1, 2"
+        ))?;
+        let mut rows = stmt.query(params![from, to, platform, project])?;
+        while let Some(r) = rows.next()? {
+            let b: i64 = r.get(0)?;
+            let agg = out.entry(b).or_insert_with(|| BucketAgg {
+                bucket: b,
+                ..BucketAgg::default()
+            });
+            let est = Counters::estimates_at(r, 2)?;
+            agg.platforms.entry(r.get(1)?).or_default().add(&est);
+        }
+    }
+    {
         let mut stmt = conn.prepare_cached(
-            "SELECT DISTINCT ts / 900000, platform, session_id FROM api_responses
+            "SELECT ts / 900000, platform, session_id FROM api_responses
+             WHERE ts >= ?1 AND ts < ?2 AND (?3 IS NULL OR platform = ?3)
+               AND (?4 IS NULL OR instr(coalesce(project_path, ''), ?4) > 0)
+             UNION
+             SELECT ts / 900000, platform, session_id FROM token_estimates
              WHERE ts >= ?1 AND ts < ?2 AND (?3 IS NULL OR platform = ?3)
                AND (?4 IS NULL OR instr(coalesce(project_path, ''), ?4) > 0)",
         )?;

@@ -43,6 +43,8 @@
 //! a different (regional) price there; models newer than ccusage's own
 //! snapshot are unknown to ccusage but priced here.
 
+pub mod cursor;
+
 use std::collections::HashMap;
 use std::sync::OnceLock;
 

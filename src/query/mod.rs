@@ -17,7 +17,7 @@ use rusqlite::{Connection, params_from_iter, types::Value as SqlValue};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{self, BucketAgg, Counters, SqlFilter, Stamp, USAGE_SUMS};
+use crate::metrics::{self, BucketAgg, Counters, ESTIMATE_SUMS, SqlFilter, Stamp, USAGE_SUMS};
 use crate::pricing::pusd_to_usd;
 use time::{GroupBy, Tz};
 
@@ -93,7 +93,7 @@ pub struct Tokens {
     pub output: i64,
     pub cache_creation: i64,
     pub cache_read: i64,
-    /// input + output + cache_creation + cache_read (cache reads included, as ccusage counts).
+    /// input + output + cache_creation + cache_read (as ccusage counts).
     pub total: i64,
 }
 
@@ -109,7 +109,21 @@ impl Tokens {
     }
 }
 
-/// One session, as `list_sessions` returns it.
+impl Tokens {
+    /// The estimated tokens of `c` (input and output only), None when there are none.
+    fn estimated(c: &Counters) -> Option<Tokens> {
+        (c.est_input != 0 || c.est_output != 0).then(|| Tokens {
+            input: c.est_input,
+            output: c.est_output,
+            cache_creation: 0,
+            cache_read: 0,
+            total: c.est_input.saturating_add(c.est_output),
+        })
+    }
+}
+
+// One session, as `list_sessions` returns it (no doc comment: it would be repeated in the
+// published schema).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Session {
     pub session_id: String,
@@ -131,11 +145,15 @@ pub struct Session {
     /// Claude Code's own figure for the session (`cost-state`), where captured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported_cost_usd: Option<f64>,
-    /// `reported_cost_usd` minus `cost_usd` when positive: calls no assistant line records
-    /// (compaction, cache warm-up).
+    /// `reported_cost_usd` minus `cost_usd` when positive (compaction, warm-up calls).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unattributed_cost_usd: Option<f64>,
     pub title: Option<String>,
+    // Estimated tokens (Cursor turns without counts, ~4 chars/token), null when none; never
+    // in `tokens`. Documented once in the tools' descriptions (the tools/list budget).
+    pub tokens_estimated: Option<Tokens>,
+    // transcript | cursor | hook | estimate | mixed; null without tokens.
+    pub token_source: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -229,6 +247,11 @@ pub struct MetricsRow {
     /// `reported_cost_usd` minus our cost of the same sessions, when positive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unattributed_cost_usd: Option<f64>,
+    // Estimated tokens and their cost, where there are any; never in `tokens`/`cost_usd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_tokens: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_cost_usd: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -247,6 +270,11 @@ pub struct MetricsTotals {
     /// `reported_cost_usd` minus our cost of the same sessions, when positive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unattributed_cost_usd: Option<f64>,
+    // Estimated tokens and their cost, where there are any; never in `tokens`/`cost_usd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_tokens: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_cost_usd: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -471,19 +499,36 @@ fn fill_sessions(conn: &Connection, base: Vec<BaseSession>) -> Result<Vec<Sessio
     let ids: Vec<&str> = base.iter().map(|b| b.session_id.as_str()).collect();
     let ph = placeholders(ids.len());
     let mut usage: BTreeMap<String, (Counters, BTreeSet<String>)> = BTreeMap::new();
+    let mut sources: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     {
         let mut stmt = conn.prepare(&format!(
-            "SELECT session_id, model, {USAGE_SUMS}
-             FROM api_responses WHERE session_id IN ({ph}) GROUP BY session_id, model"
+            "SELECT session_id, model, token_source, {USAGE_SUMS}
+             FROM api_responses WHERE session_id IN ({ph}) GROUP BY session_id, model, token_source
+             UNION ALL
+             SELECT session_id, model, 'estimate', 0, 0, 0, 0, 0, 0, 0
+             FROM token_estimates WHERE session_id IN ({ph}) GROUP BY session_id, model"
         ))?;
-        let mut rows = stmt.query(params_from_iter(ids.iter()))?;
+        let mut rows = stmt.query(params_from_iter(ids.iter().chain(ids.iter())))?;
         while let Some(r) = rows.next()? {
-            let e = usage.entry(r.get(0)?).or_default();
+            let session: String = r.get(0)?;
+            let e = usage.entry(session.clone()).or_default();
             let model: Option<String> = r.get(1)?;
             if let Some(m) = model.filter(|m| m != "<synthetic>") {
                 e.1.insert(m);
             }
-            e.0.add(&Counters::usage_at(r, 2)?);
+            e.0.add(&Counters::usage_at(r, 3)?);
+            sources.entry(session).or_default().insert(r.get(2)?);
+        }
+    }
+    {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT session_id, {ESTIMATE_SUMS}
+             FROM token_estimates WHERE session_id IN ({ph}) GROUP BY session_id"
+        ))?;
+        let mut rows = stmt.query(params_from_iter(ids.iter()))?;
+        while let Some(r) = rows.next()? {
+            let e = usage.entry(r.get(0)?).or_default();
+            e.0.add(&Counters::estimates_at(r, 1)?);
         }
     }
     let mut tools: BTreeMap<String, (i64, i64)> = BTreeMap::new();
@@ -527,7 +572,14 @@ fn fill_sessions(conn: &Connection, base: Vec<BaseSession>) -> Result<Vec<Sessio
                     })
                     .filter(|t| !t.is_empty())
             });
+            let token_source = sources.get(&b.session_id).and_then(|s| match s.len() {
+                0 => None,
+                1 => s.first().cloned(),
+                _ => Some("mixed".to_string()),
+            });
             Session {
+                tokens_estimated: Tokens::estimated(&c),
+                token_source,
                 user_prompts: prompts.get(&b.session_id).copied().unwrap_or(0),
                 platform: b.platform,
                 project_path: b.project_path,
@@ -717,6 +769,8 @@ pub fn fold_buckets(
             tool_errors: t.tool_errors,
             reported_cost_usd: None,
             unattributed_cost_usd: None,
+            estimated_tokens: t.estimated_tokens,
+            estimated_cost_usd: t.estimated_cost_usd,
         },
     )
 }
@@ -733,6 +787,8 @@ fn row(key: String, c: &Counters, sessions: i64) -> MetricsRow {
         tool_errors: c.tool_errors,
         reported_cost_usd: None,
         unattributed_cost_usd: None,
+        estimated_tokens: Tokens::estimated(c).map(|t| t.total),
+        estimated_cost_usd: Tokens::estimated(c).map(|_| pusd_to_usd(c.est_cost_pusd)),
     }
 }
 
@@ -910,6 +966,46 @@ fn metrics_by_dimension(
         }
     }
     {
+        // Estimates per key, and the sessions they add (those with no measured row there).
+        let mut stmt = conn.prepare(&format!(
+            "WITH e AS (SELECT {col} AS k, * FROM token_estimates {wh})
+             SELECT k, {ESTIMATE_SUMS} FROM e GROUP BY k
+             UNION ALL
+             SELECT NULL, {ESTIMATE_SUMS} FROM e"
+        ))?;
+        let mut rows = stmt.query(params_from_iter(args.iter()))?;
+        let mut any = false;
+        while let Some(r) = rows.next()? {
+            let c = Counters::estimates_at(r, 1)?;
+            match r.get::<_, Option<String>>(0)? {
+                Some(k) => {
+                    any = true;
+                    acc.entry(k).or_default().0.add(&c);
+                }
+                None => all.0.add(&c),
+            }
+        }
+        if any {
+            let mut stmt = conn.prepare(&format!(
+                "WITH r AS (SELECT {col} AS k, platform, session_id FROM api_responses {wh}),
+                      e AS (SELECT {col} AS k, platform, session_id FROM token_estimates {wh})
+                 SELECT k, count(*) FROM (SELECT k, platform, session_id FROM e
+                                          EXCEPT SELECT k, platform, session_id FROM r) GROUP BY k
+                 UNION ALL
+                 SELECT NULL, count(*) FROM (SELECT platform, session_id FROM e
+                                             EXCEPT SELECT platform, session_id FROM r)"
+            ))?;
+            let mut rows = stmt.query(params_from_iter(args.iter().chain(args.iter())))?;
+            while let Some(r) = rows.next()? {
+                let n: i64 = r.get(1)?;
+                match r.get::<_, Option<String>>(0)? {
+                    Some(k) => acc.entry(k).or_default().1 += n,
+                    None => all.1 += n,
+                }
+            }
+        }
+    }
+    {
         // Tool calls carry no model: by model they count in the totals only.
         let tool_col = if group_by == GroupBy::Model {
             "''"
@@ -951,6 +1047,8 @@ fn metrics_by_dimension(
             tool_errors: t.tool_errors,
             reported_cost_usd: None,
             unattributed_cost_usd: None,
+            estimated_tokens: t.estimated_tokens,
+            estimated_cost_usd: t.estimated_cost_usd,
         },
     ))
 }

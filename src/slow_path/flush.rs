@@ -230,6 +230,7 @@ pub fn mark_all_dirty(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO dirty_buckets (bucket, version)
                SELECT DISTINCT ts / 900000, ?1 FROM api_responses
+             UNION SELECT DISTINCT ts / 900000, ?1 FROM token_estimates
              UNION SELECT DISTINCT coalesce(started_at, finished_at) / 900000, ?1 FROM tool_calls
                WHERE coalesce(started_at, finished_at) IS NOT NULL
              ON CONFLICT (bucket) DO UPDATE SET version = excluded.version",

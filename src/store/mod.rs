@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schemas/sql/0001_init.sql"),
     include_str!("../../schemas/sql/0002_sources_rejects_epoch.sql"),
     include_str!("../../schemas/sql/0003_hooks_costs_usage.sql"),
+    include_str!("../../schemas/sql/0004_cursor.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]

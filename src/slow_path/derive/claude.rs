@@ -224,6 +224,9 @@ pub struct Round {
     titled: BTreeSet<String>,
     /// Sessions that got hook events this round (their start source and end reason).
     hooked: BTreeSet<String>,
+    /// Cursor sessions (composer ids) whose derived rows must be recomputed at the end of the
+    /// round (see `cursor::finish`).
+    pub(super) cursor: BTreeSet<String>,
 }
 
 impl Round {
@@ -385,7 +388,10 @@ impl Round {
         for session in settle {
             hooks::settle_session(tx, session)?;
         }
-        Ok(self.dirty)
+        // Last: Cursor's rows are recomputed from their facts, after every session upsert.
+        let mut dirty = self.dirty;
+        super::cursor::finish(tx, &self.cursor, &mut dirty)?;
+        Ok(dirty)
     }
 }
 

@@ -6,6 +6,9 @@
 //! the slow path re-derives everything from `raw_traces`, the ground truth.
 
 pub mod claude;
+pub mod cursor;
+pub mod cursor_agent;
+pub mod cursor_hooks;
 pub mod hooks;
 
 use rusqlite::{Connection, Transaction, params};
@@ -48,7 +51,7 @@ pub trait Deriver: Sync {
 }
 
 /// Every deriver.
-pub static DERIVERS: &[&dyn Deriver] = &[&claude::Claude];
+pub static DERIVERS: &[&dyn Deriver] = &[&claude::Claude, &cursor::Cursor];
 
 /// The deriver of `platform` (`claude_code`, ...), if there is one.
 pub fn deriver_for(platform: &str) -> Option<&'static dyn Deriver> {
@@ -108,6 +111,12 @@ pub fn ensure_versions(conn: &mut Connection) -> rusqlite::Result<bool> {
              DELETE FROM hook_events;
              DELETE FROM cost_states;
              DELETE FROM usage_samples;
+             DELETE FROM token_estimates;
+             DELETE FROM cursor_workspaces;
+             DELETE FROM cursor_versions;
+             DELETE FROM cursor_composers;
+             DELETE FROM cursor_bubbles;
+             DELETE FROM cursor_stop_tokens;
              INSERT INTO pipeline_state (key, value) VALUES ('slow_path_seq', 0)
                ON CONFLICT (key) DO UPDATE SET value = 0;",
         )?;
