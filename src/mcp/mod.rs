@@ -277,7 +277,7 @@ impl Telemetry {
             .map(Json)
     }
 
-    /// Tokens, cost (USD), sessions, responses and tool calls grouped by day, week, month, model, project, platform or session; `reported_cost_usd` / `unattributed_cost_usd` where Claude Code reported its own cost; `estimated_*`: Cursor estimates, not in the totals.
+    /// Tokens, cost (USD), sessions, responses and tool calls by day, week, month, model, project, platform or session; `reported_cost_usd`: Claude Code's own figure; `estimated_*`: Cursor estimates, not in the totals.
     #[tool(
         title = "Usage metrics",
         input_schema = schema::input::<MetricsArgs>(),
@@ -421,7 +421,7 @@ impl Telemetry {
         }
     }
 
-    /// The Claude plan's usage windows now: the current 5-hour block and the 7-day window, each with tokens and cost used, and the official used percentage and reset time from the status line (`source: official`, with the sample's age) or an estimate from tokens (`source: estimate`), burn rate and projection.
+    /// The Claude plan's 5-hour and 7-day windows now: tokens, cost, used percentage and reset time (`official` from the status line, else `estimate`), burn rate, projection.
     #[tool(
         title = "Usage windows",
         input_schema = schema::input::<NoArgs>(),

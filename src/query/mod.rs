@@ -283,8 +283,7 @@ pub struct Metrics {
     pub timezone: String,
     pub rows: Vec<MetricsRow>,
     pub totals: MetricsTotals,
-    /// `redis` (derived metrics; dirty and partial buckets recomputed from SQLite) or `sqlite`
-    /// (Redis unavailable, or its metrics are being rebuilt).
+    /// `redis` (derived metrics) or `sqlite` (Redis unavailable or rebuilding).
     pub source: String,
 }
 

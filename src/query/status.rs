@@ -24,8 +24,7 @@ pub struct PipelineStatus {
     pub dlq_size: Option<i64>,
     /// Dead letters added in the last hour (growth of `dlq_size`).
     pub dlq_last_hour: Option<i64>,
-    /// Lines captured per record type that has no derivation rules (newer Claude Code
-    /// records such as `api-request`), kept as metadata only.
+    /// Lines per record type without derivation rules (e.g. `api-request`), kept as metadata.
     pub record_types: BTreeMap<String, i64>,
     /// Newest captured event per source (RFC 3339).
     pub last_event_at: BTreeMap<String, String>,

@@ -30,8 +30,7 @@ const PLATFORM: &str = "claude_code";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct UsageWindow {
-    /// `official` when a current status-line sample gives at least one of the windows (each
-    /// window says which), else `estimate`.
+    /// `official` if either window is (see each), else `estimate`.
     pub source: String,
     /// The current 5-hour window.
     pub five_hour: Window,
@@ -41,18 +40,15 @@ pub struct UsageWindow {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Window {
-    /// `official`: Claude Code's own figures from a status-line sample whose reset time is
-    /// still ahead; `estimate`: from the tokens of the stored API responses.
+    /// `official`: from a current status-line sample; `estimate`: from stored responses.
     pub source: String,
     /// Official only: seconds since that sample was taken.
     pub sample_age_s: Option<i64>,
     /// Official only: percentage of the plan's limit used.
     pub used_pct: Option<f64>,
-    /// RFC 3339. Official: reset time minus the window's length; estimate: the active
-    /// 5-hour block's start, or now minus 7 days. Null without an active block.
+    /// RFC 3339; null without an active block.
     pub start: Option<String>,
-    /// RFC 3339. Official: Claude Code's reset time; estimate: the active block's end. Null
-    /// for the rolling 7-day estimate and without an active block.
+    /// RFC 3339; null for the 7-day estimate and without an active block.
     pub resets_at: Option<String>,
     /// All tokens (cache included) of the API responses in the window so far.
     pub tokens: i64,
