@@ -11,7 +11,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -124,21 +124,6 @@ fn finish_torn_line(env: &CursorEnv) {
     f.write_all(rest.as_bytes()).unwrap();
 }
 
-fn raw_payloads(db: &Path) -> String {
-    let c = rusqlite::Connection::open(db).unwrap();
-    let mut s = c.prepare("SELECT payload FROM raw_traces").unwrap();
-    let rows = s.query_map([], |r| r.get::<_, Vec<u8>>(0)).unwrap();
-    let mut out = String::new();
-    for b in rows {
-        let b = b.unwrap();
-        let mut d = flate2::read::ZlibDecoder::new(&b[..]);
-        let mut text = String::new();
-        d.read_to_string(&mut text).expect("zlib payload");
-        out.push_str(&text);
-    }
-    out
-}
-
 fn resp_text(r: &Resp) -> String {
     match r {
         Resp::Simple(s) | Resp::Error(s) => s.clone(),
@@ -206,7 +191,7 @@ fn every_line_is_captured_once_and_a_torn_line_when_it_is_finished() {
     let st = env.env.json(&["status", "--json"]);
     assert_eq!(st["dlq_size"].as_i64().unwrap_or(-1), 0, "{st}");
 
-    let dump = raw_payloads(&db);
+    let dump = support::raw_payloads(&db);
     let redis = resp_text(
         &support::redis::command(&env.env.redis.socket, &["XRANGE", "bp:events", "-", "+"])
             .unwrap(),

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::Env;
 use support::cursor::*;
-use support::redis::Resp;
 
 const T0: i64 = 1_766_691_308_486;
 
@@ -140,47 +139,6 @@ fn corpus(dir: &CursorDir, composers: usize) -> BTreeMap<String, i64> {
     ])
 }
 
-/// Every string Redis holds for this store (streams, hashes, lists), for grepping.
-fn redis_dump(env: &Env) -> String {
-    let sock = &env.redis.socket;
-    let mut out = String::new();
-    let Ok(Resp::Array(Some(keys))) = support::redis::command(sock, &["KEYS", "*"]) else {
-        panic!("KEYS failed")
-    };
-    fn flat(r: &Resp, out: &mut String) {
-        match r {
-            Resp::Bulk(Some(b)) => {
-                out.push_str(&String::from_utf8_lossy(b));
-                out.push('\n');
-            }
-            Resp::Simple(s) | Resp::Error(s) => out.push_str(s),
-            Resp::Array(Some(a)) => a.iter().for_each(|x| flat(x, out)),
-            _ => {}
-        }
-    }
-    for k in keys {
-        let Resp::Bulk(Some(k)) = k else { continue };
-        let k = String::from_utf8_lossy(&k).to_string();
-        out.push_str(&k);
-        let Ok(Resp::Simple(ty)) = support::redis::command(sock, &["TYPE", &k]) else {
-            continue;
-        };
-        let r = match ty.as_str() {
-            "stream" => support::redis::command(sock, &["XRANGE", &k, "-", "+"]),
-            "hash" => support::redis::command(sock, &["HGETALL", &k]),
-            "list" => support::redis::command(sock, &["LRANGE", &k, "0", "-1"]),
-            "string" => support::redis::command(sock, &["GET", &k]),
-            "set" => support::redis::command(sock, &["SMEMBERS", &k]),
-            "zset" => support::redis::command(sock, &["ZRANGE", &k, "0", "-1"]),
-            _ => continue,
-        };
-        if let Ok(r) = r {
-            flat(&r, &mut out);
-        }
-    }
-    out
-}
-
 /// Every decompressed `raw_traces` payload and every text column of every other table.
 fn sqlite_dump(db: &Path) -> String {
     let c = rusqlite::Connection::open(db).unwrap();
@@ -252,7 +210,7 @@ fn backfill_counts_repeats_copies_and_credentials() {
     assert_eq!(third["events"], total, "{third}");
     assert_eq!(ce.kinds(), expected);
 
-    let redis = redis_dump(&ce.env);
+    let redis = support::redis_dump(&ce.env);
     let sqlite = sqlite_dump(&ce.env.db());
     assert!(redis.contains("bp:capture:cursor_db"));
     assert!(sqlite.contains("retry budget"));

@@ -14,7 +14,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -151,22 +151,6 @@ fn expected_rows() -> Vec<(String, i64)> {
     m.into_iter().collect()
 }
 
-/// Every raw_traces payload, decompressed, concatenated.
-fn raw_payloads(db: &Path) -> String {
-    let c = rusqlite::Connection::open(db).unwrap();
-    let mut s = c.prepare("SELECT payload FROM raw_traces").unwrap();
-    let rows = s.query_map([], |r| r.get::<_, Vec<u8>>(0)).unwrap();
-    let mut out = String::new();
-    for b in rows {
-        let b = b.unwrap();
-        let mut d = flate2::read::ZlibDecoder::new(&b[..]);
-        let mut text = String::new();
-        d.read_to_string(&mut text).expect("zlib payload");
-        out.push_str(&text);
-    }
-    out
-}
-
 /// Every string of a Redis reply, concatenated.
 fn resp_text(r: &Resp) -> String {
     match r {
@@ -176,21 +160,6 @@ fn resp_text(r: &Resp) -> String {
         Resp::Bulk(None) | Resp::Array(None) => String::new(),
         Resp::Array(Some(a)) => a.iter().map(resp_text).collect::<Vec<_>>().join(" "),
     }
-}
-
-fn redis_dump(env: &CursorEnv) -> String {
-    let mut out = String::new();
-    for args in [
-        &["XRANGE", "bp:events", "-", "+"][..],
-        &["XRANGE", "bp:dlq", "-", "+"],
-        &["HGETALL", "bp:stats"],
-        &["LRANGE", "bp:capture:nudge", "0", "-1"],
-    ] {
-        let r = support::redis::command(&env.env.redis.socket, args).expect("redis");
-        out.push_str(&resp_text(&r));
-        out.push('\n');
-    }
-    out
 }
 
 fn assert_clean(what: &str, text: &str) {
@@ -216,7 +185,7 @@ fn every_event_is_stored_once_prints_an_empty_object_and_keeps_nothing_private()
         shown.push_str(&fire(&env, raw));
     }
     assert_eq!(spool_lines(&env), 0, "Redis was up: nothing spooled");
-    assert_clean("Redis", &redis_dump(&env));
+    assert_clean("Redis", &support::redis_dump(&env.env));
     shown.push_str(&String::from_utf8_lossy(&env.run(&["backfill", "--json"])));
     // Again: nothing is stored twice.
     env.run(&["backfill", "--json"]);
@@ -234,7 +203,7 @@ fn every_event_is_stored_once_prints_an_empty_object_and_keeps_nothing_private()
         fixtures.len() as i64,
         "the session is the conversation_id"
     );
-    let dump = raw_payloads(&db);
+    let dump = support::raw_payloads(&db);
     assert_clean("raw_traces", &dump);
     assert_clean("output", &shown);
     // What is kept: the stop hook's token counts, the program of a command, paths.

@@ -214,7 +214,7 @@ fn every_event_is_stored_once_and_merged_with_the_transcript() {
             "{needle} in hook_events"
         );
     }
-    let dump = raw_payloads(&db);
+    let dump = support::raw_payloads(&db);
     for needle in [
         "12 passed",
         "hunter2",
@@ -248,23 +248,6 @@ fn stream_entries(r: Resp) -> Vec<std::collections::HashMap<String, String>> {
             kv.chunks(2).map(|p| (text(&p[0]), text(&p[1]))).collect()
         })
         .collect()
-}
-
-/// Every raw_traces payload, decompressed, concatenated.
-fn raw_payloads(db: &Path) -> String {
-    use std::io::Read;
-    let c = rusqlite::Connection::open(db).unwrap();
-    let mut s = c.prepare("SELECT payload FROM raw_traces").unwrap();
-    let rows = s.query_map([], |r| r.get::<_, Vec<u8>>(0)).unwrap();
-    let mut out = String::new();
-    for b in rows {
-        let b = b.unwrap();
-        let mut d = flate2::read::ZlibDecoder::new(&b[..]);
-        let mut text = String::new();
-        d.read_to_string(&mut text).expect("zlib payload");
-        out.push_str(&text);
-    }
-    out
 }
 
 #[test]

@@ -14,12 +14,19 @@ cargo build --release --locked
 bin=target/release/blueplane
 export BLUEPLANE_HOME="${BLUEPLANE_HOME:-$PWD/target/demo-home}"
 export CLAUDE_CONFIG_DIR="$PWD/samples/claude"
+# A Cursor data dir with real state.vscdb files, built from samples/cursor/ (and no agent
+# transcripts: the demo never reads the machine's own ~/.cursor).
+export CURSOR_DATA_DIR="$PWD/target/demo-cursor"
+export CURSOR_HOME="$PWD/target/demo-cursor-home"
+python3 tools/cursor_sample.py "$CURSOR_DATA_DIR"
 unset REDIS_URL
 
 echo "== backfill (BLUEPLANE_HOME=$BLUEPLANE_HOME)"
 "$bin" backfill
 echo "== blueplane report daily -z UTC"
 "$bin" report daily -z UTC
+echo "== blueplane sessions --platform cursor"
+"$bin" sessions --platform cursor
 echo "== MCP over stdio: tools/call get_metrics {group_by: day, timezone: UTC}"
 {
   printf '%s\n' \

@@ -178,3 +178,66 @@ pub fn table_counts(db: &Path) -> Vec<(String, i64)> {
     })
     .collect()
 }
+
+/// Every `raw_traces` payload, decompressed, concatenated (for grepping: privacy tests).
+pub fn raw_payloads(db: &Path) -> String {
+    use std::io::Read;
+    let c = rusqlite::Connection::open(db).expect("open db");
+    let mut s = c
+        .prepare("SELECT payload FROM raw_traces")
+        .expect("prepare");
+    let rows = s
+        .query_map([], |r| r.get::<_, Vec<u8>>(0))
+        .expect("query raw_traces");
+    let mut out = String::new();
+    for b in rows {
+        let b = b.expect("payload");
+        flate2::read::ZlibDecoder::new(&b[..])
+            .read_to_string(&mut out)
+            .expect("zlib payload");
+        out.push('\n');
+    }
+    out
+}
+
+/// Every string Redis holds for this store (streams, hashes, lists, sets), for grepping.
+pub fn redis_dump(env: &Env) -> String {
+    use redis::Resp;
+    let sock = &env.redis.socket;
+    let mut out = String::new();
+    let Ok(Resp::Array(Some(keys))) = redis::command(sock, &["KEYS", "*"]) else {
+        panic!("KEYS failed")
+    };
+    fn flat(r: &Resp, out: &mut String) {
+        match r {
+            Resp::Bulk(Some(b)) => {
+                out.push_str(&String::from_utf8_lossy(b));
+                out.push('\n');
+            }
+            Resp::Simple(s) | Resp::Error(s) => out.push_str(s),
+            Resp::Array(Some(a)) => a.iter().for_each(|x| flat(x, out)),
+            _ => {}
+        }
+    }
+    for k in keys {
+        let Resp::Bulk(Some(k)) = k else { continue };
+        let k = String::from_utf8_lossy(&k).to_string();
+        out.push_str(&k);
+        let Ok(Resp::Simple(ty)) = redis::command(sock, &["TYPE", &k]) else {
+            continue;
+        };
+        let r = match ty.as_str() {
+            "stream" => redis::command(sock, &["XRANGE", &k, "-", "+"]),
+            "hash" => redis::command(sock, &["HGETALL", &k]),
+            "list" => redis::command(sock, &["LRANGE", &k, "0", "-1"]),
+            "string" => redis::command(sock, &["GET", &k]),
+            "set" => redis::command(sock, &["SMEMBERS", &k]),
+            "zset" => redis::command(sock, &["ZRANGE", &k, "0", "-1"]),
+            _ => continue,
+        };
+        if let Ok(r) = r {
+            flat(&r, &mut out);
+        }
+    }
+    out
+}
