@@ -1,4 +1,4 @@
-//! Cursor end to end: the bundled sample Cursor data dir (`samples/cursor`, built into real
+//! Cursor end to end, in a mixed history: the bundled Claude Code samples and the sample Cursor data dir (`samples/cursor`, built into real
 //! `state.vscdb` files by `tools/cursor_sample.py`), Cursor hook payloads through `blueplane
 //! hook cursor` and an agent CLI transcript, backfilled together, then asked with the official
 //! Python MCP client (`tests/mcp/test_cursor.py`) over stdio.
@@ -67,7 +67,7 @@ impl Cursor {
 }
 
 fn setup() -> Cursor {
-    let env = Env::new(&[]);
+    let env = Env::new(&[repo().join("samples/claude")]);
     let data_dir = env.home.path().join("cursor-data");
     let home = env.home.path().join("cursor-home");
     let python = support::python::python();
@@ -215,6 +215,41 @@ fn cursor_chats_hooks_and_agent_transcripts_answer_over_mcp() {
         "and the agent transcript: {hits:?}"
     );
 
+    // A mixed history: both platforms in one answer, each in its own place.
+    let all = a["all_sessions"]["sessions"]
+        .as_array()
+        .expect("all sessions");
+    let claude = all
+        .iter()
+        .filter(|s| s["platform"] == "claude_code")
+        .count();
+    assert!(claude > 0, "the Claude Code samples are there too: {all:?}");
+    assert_eq!(all.len(), claude + 3, "{all:?}");
+    let platforms: std::collections::BTreeSet<&str> = a["search_all"]["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .filter_map(|h| h["platform"].as_str())
+        .collect();
+    assert_eq!(
+        platforms.into_iter().collect::<Vec<_>>(),
+        ["claude_code", "cursor"],
+        "search across both"
+    );
+    let claude_row = a["metrics"]["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["key"] == "claude_code")
+        .unwrap_or_else(|| panic!("no claude_code row: {}", a["metrics"]))
+        .clone();
+    assert!(claude_row["tokens"]["total"].as_i64().unwrap_or(0) > 0);
+    assert!(
+        claude_row
+            .get("estimated_tokens")
+            .is_none_or(|v| v.is_null() || v == 0),
+        "no estimates for Claude Code: {claude_row}"
+    );
     let metrics = a["metrics"].to_string();
     let row = a["metrics"]["rows"]
         .as_array()

@@ -2,11 +2,12 @@
 """Asks `blueplane serve` (stdio) about Cursor sessions with the official Python MCP SDK.
 
 Driven by `tests/cursor_e2e.rs`, which backfilled a Cursor data dir (samples/cursor), a Cursor
-hook payload and an agent transcript into BLUEPLANE_HOME first and checks the figures. This
+hook payload and an agent transcript beside the Claude Code samples into BLUEPLANE_HOME first and checks the figures. This
 script calls the tools, validates every `structuredContent` against the tool's `outputSchema`
 (jsonschema), and prints one JSON object with the results on stdout:
 
-    {"sessions": …, "summaries": {id: …}, "search": …, "metrics": …, "tools": …}
+    {"sessions": …, "summaries": {id: …}, "search": …, "search_all": …, "all_sessions": …,
+     "metrics": …, "tools": …}
 
 Exits 1 when a call fails or a result does not match its schema; 3 when the client is missing.
 """
@@ -58,6 +59,8 @@ async def main(bin_path: str) -> int:
                 sid = row["session_id"]
                 out["summaries"][sid] = await call("get_session_summary", {"session_id": sid})
             out["search"] = await call("search_conversations", {"query": "checkout", "platform": "cursor"})
+            out["search_all"] = await call("search_conversations", {"query": "test", "limit": 50})
+            out["all_sessions"] = await call("list_sessions", {"limit": 50})
             out["metrics"] = await call("get_metrics", {"group_by": "platform", "timezone": "UTC"})
             out["tools"] = await call("get_tool_stats", {"platform": "cursor"})
     print(json.dumps(out))
