@@ -14,12 +14,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::claude_code::{self, FileContext, Parsed};
 use super::sink::{Batch, Sink};
-use super::source::{BoxFuture, CaptureSource, Progress, Watch};
+use super::source::{BoxFuture, CaptureSource, Each, Progress, Watch};
 use super::tailer::{self, FileCursor};
 use super::{CaptureError, CaptureStats};
 use crate::event::Event;
 use crate::privacy::PrivacyMode;
-use crate::queue::{CURSORS, CursorWrite, DeadLetter, QueueError};
+use crate::queue::{CURSORS, CursorWrite, DeadLetter};
 
 /// Events per publish (and per cursor move).
 pub const PUBLISH_BATCH: usize = 2_000;
@@ -213,22 +213,11 @@ impl ClaudeTranscripts {
         stop: &CancellationToken,
         progress: &mut Progress<'_>,
     ) -> Result<CaptureStats, CaptureError> {
-        let mut total = CaptureStats::default();
-        let mut failed: Option<QueueError> = None;
+        let mut each = Each::default();
         for p in paths {
-            match self.capture_file(p, sink, stop, progress).await {
-                Ok(s) => total += s,
-                // Redis trouble for one file: the others may still get through.
-                Err(CaptureError::Queue(e)) => {
-                    failed.get_or_insert(e);
-                }
-                Err(e) => return Err(e),
-            }
+            each.add(self.capture_file(p, sink, stop, progress).await)?;
         }
-        match failed {
-            Some(e) => Err(CaptureError::Queue(e)),
-            None => Ok(total),
-        }
+        each.finish()
     }
 }
 

@@ -34,11 +34,11 @@ use tokio_util::sync::CancellationToken;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::sink::{Batch, Sink};
-use super::source::{BoxFuture, CaptureSource, Progress, Watch};
+use super::source::{BoxFuture, CaptureSource, Each, Progress, Watch};
 use super::{CaptureError, CaptureStats};
 use crate::event::{Event, Platform, Source, db_row_id};
 use crate::privacy::{self, PrivacyMode};
-use crate::queue::{CursorWrite, DeadLetter, QueueError};
+use crate::queue::{CursorWrite, DeadLetter};
 
 /// The hash the watermarks live in (db path -> encoded [`Watermark`]).
 pub const NAMESPACE: &str = "bp:capture:cursor_db";
@@ -910,24 +910,11 @@ impl CursorDb {
         let mut dbs: Vec<PathBuf> = paths.iter().map(|p| database_of(p)).collect();
         dbs.sort();
         dbs.dedup();
-        let mut total = CaptureStats::default();
-        let mut failed: Option<QueueError> = None;
-        for db in dbs {
-            if !db.is_file() {
-                continue;
-            }
-            match self.capture_db(&db, sink, stop, progress).await {
-                Ok(s) => total += s,
-                Err(CaptureError::Queue(e)) => {
-                    failed.get_or_insert(e);
-                }
-                Err(e) => return Err(e),
-            }
+        let mut each = Each::default();
+        for db in dbs.iter().filter(|db| db.is_file()) {
+            each.add(self.capture_db(db, sink, stop, progress).await)?;
         }
-        match failed {
-            Some(e) => Err(CaptureError::Queue(e)),
-            None => Ok(total),
-        }
+        each.finish()
     }
 
     /// The databases whose `PRAGMA data_version` moved since the last poll, and those a lock

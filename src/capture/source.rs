@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::sink::Sink;
 use super::{CaptureError, CaptureStats};
+use crate::queue::QueueError;
 
 /// A future a trait object can return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -90,5 +91,43 @@ pub trait CaptureSource: Send {
     /// throttles itself). The runner captures them through [`CaptureSource::on_change`].
     fn poll(&mut self) -> BoxFuture<'_, Vec<PathBuf>> {
         Box::pin(std::future::ready(Vec::new()))
+    }
+}
+
+/// The results of capturing several inputs one after the other, as
+/// [`CaptureSource::on_change`] promises: Redis trouble with one input does not keep the others
+/// from being captured (the first such failure is returned at the end); a lost lease or a stop
+/// ends the loop at once.
+#[derive(Debug, Default)]
+pub struct Each {
+    total: CaptureStats,
+    failed: Option<QueueError>,
+}
+
+impl Each {
+    /// Adds one input's result.
+    ///
+    /// # Errors
+    /// Any error but [`CaptureError::Queue`]: the loop must end now.
+    pub fn add(&mut self, r: Result<CaptureStats, CaptureError>) -> Result<(), CaptureError> {
+        match r {
+            Ok(s) => self.total += s,
+            Err(CaptureError::Queue(e)) => {
+                self.failed.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// The sum of the inputs' stats.
+    ///
+    /// # Errors
+    /// The first Redis failure, if there was one.
+    pub fn finish(self) -> Result<CaptureStats, CaptureError> {
+        match self.failed {
+            Some(e) => Err(CaptureError::Queue(e)),
+            None => Ok(self.total),
+        }
     }
 }
