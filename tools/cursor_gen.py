@@ -133,7 +133,7 @@ class Gen:
         parts = [tag]
         n = self.rng.randint(1, 3)
         if self.big:
-            n = self.rng.randint(4, 12)
+            n = self.rng.randint(6, 16)
         parts.extend(self.rng.choice(self.pool) for _ in range(n))
         return " ".join(parts)
 
@@ -141,7 +141,7 @@ class Gen:
         """What real bubbles carry beside the text: lexical `richText` and code blocks."""
         extra = {"richText": dumps({"root": {"children": [{"text": text, "type": "text"}]}})}
         if self.big:
-            code = "\n".join(f"    let v{i} = step_{i}(input)?;" for i in range(self.rng.randint(5, 40)))
+            code = "\n".join(f"    let v{i} = step_{i}(input)?;" for i in range(self.rng.randint(10, 60)))
             extra["codeBlocks"] = [{"content": code, "languageId": "rust"}]
         return extra
 
@@ -282,7 +282,11 @@ class Gen:
                 if name != "run_terminal_cmd":
                     args = {"target_file": f"src/mod{k}.rs", "explanation": "look"}
                 raw_args = dumps(args)
-                result = dumps({"output": f"{PLANTED_OUTPUT} line {k}", "exitCode": 1 if status == "error" else 0})
+                output = f"{PLANTED_OUTPUT} line {k}"
+                if self.big:
+                    # Tool results hold file contents and command output: the bulk of a value.
+                    output += "".join(f"\n{j:4} | " + self.rng.choice(self.pool) for j in range(self.rng.randint(5, 30)))
+                result = dumps({"output": output, "exitCode": 1 if status == "error" else 0})
                 tf = {"name": name, "status": status, "rawArgs": raw_args, "result": result}
                 tool_id = f"call-{bid}" if rng.random() < 0.7 else None
                 if tool_id:
