@@ -442,6 +442,93 @@ fn generated_corpus_derives_as_expected_once_and_leaks_nothing() {
         }
     }
     assert_eq!(support::cursor::file_hash(&global), before);
+
+    // A bubble rewritten in place three times (as Cursor streams), a backfill after each:
+    // every version captured, the message derived once with the final text (and only the
+    // final text searchable), nothing else changed.
+    let cursor = support::cursor::VscDb::open(&global);
+    let kv_key = |id: &str| {
+        let (cid, bid) = id.strip_prefix("cu:msg:")?.split_once(':')?;
+        Some(format!("bubbleId:{cid}:{bid}"))
+    };
+    // An assistant bubble of its own row (not one inline in a legacy composer).
+    let (id, w) = g.expected["messages"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(id, w)| {
+            w["role"] == "assistant"
+                && w["text"].is_string()
+                && kv_key(id).is_some_and(|k| {
+                    cursor
+                        .conn
+                        .query_row(
+                            "SELECT 1 FROM cursorDiskKV WHERE key = ?1",
+                            [&k],
+                            |_| Ok(()),
+                        )
+                        .is_ok()
+                })
+        })
+        .expect("an assistant message");
+    let key = kv_key(id).unwrap();
+    let mut value: Value = {
+        let s: String = cursor
+            .conn
+            .query_row(
+                "SELECT CAST(value AS TEXT) FROM cursorDiskKV WHERE key = ?1",
+                [&key],
+                |r| r.get(0),
+            )
+            .unwrap();
+        serde_json::from_str(&s).unwrap()
+    };
+    let mut text = w["text"].as_str().unwrap().to_string();
+    for n in 1..=3 {
+        text.push_str(&format!(" streamedword{n}"));
+        value["text"] = Value::from(text.as_str());
+        cursor.put_kv(&key, &value.to_string());
+        let (r, _) = g.backfill(&g.root);
+        assert_eq!(r["events"], 1, "rewrite {n}: {r}");
+    }
+    drop(cursor);
+    let c = g.db();
+    let (n, got): (i64, String) = c
+        .query_row(
+            "SELECT count(*), max(text) FROM messages WHERE event_id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((n, got.as_str()), (1, text.as_str()));
+    let versions: i64 = c
+        .query_row(
+            "SELECT count(*) FROM raw_traces WHERE source_key = ?1",
+            [&key],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(versions, 4);
+    let fts = |word: &str| -> i64 {
+        c.query_row(
+            "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?1",
+            [word],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(fts("streamedword3"), 1);
+    assert_eq!(fts("streamedword1"), 1, "the final text holds all three");
+    let mut after = all_counts(&c);
+    for (t, n) in after.iter_mut() {
+        if t == "raw_traces" {
+            *n -= 3;
+        }
+    }
+    assert_eq!(
+        after, counts,
+        "a rewrite added rows besides its raw versions"
+    );
 }
 
 /// Proves the generator is deterministic for a seed and its expectation is consistent with
