@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use rusqlite::types::ValueRef;
 use serde_json::Value;
 use support::{Env, raw_payloads, redis_dump};
 
@@ -138,12 +139,9 @@ fn text_dump(c: &rusqlite::Connection) -> String {
         let mut rs = s.query([]).unwrap();
         while let Some(r) = rs.next().unwrap() {
             for i in 0..n {
-                match r.get_ref(i) {
-                    Ok(rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b)) => {
-                        out.push_str(&String::from_utf8_lossy(b));
-                        out.push('\n');
-                    }
-                    _ => {}
+                if let Ok(ValueRef::Text(b) | ValueRef::Blob(b)) = r.get_ref(i) {
+                    out.push_str(&String::from_utf8_lossy(b));
+                    out.push('\n');
                 }
             }
         }
