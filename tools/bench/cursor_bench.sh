@@ -6,6 +6,8 @@
 #   b. change -> visible: `blueplane ingest` running on that home, a writer adding/rewriting a
 #      bubble SAMPLES times (tools/bench/cursor_latency.py): p50/p95/max until the derived
 #      tables show it, and the writer's slowest commit;
+#      (a writer, tools/bench/cursor_writer.py, commits a bubble every 20 ms beside it: its
+#      commit times);
 #   c. the longest read transaction Blueplane holds on Cursor's database: the
 #      `Cursor read transaction ... held_ms=` debug lines of src/capture/cursor_db.rs
 #      (BLUEPLANE_LOG=blueplane::capture::cursor_db=debug), max and p95, for the backfill
@@ -56,8 +58,13 @@ export BLUEPLANE_HOME=$WORK/home REDIS_URL="redis+unix://$WORK/redis.sock"
 export CLAUDE_CONFIG_DIR=$WORK/claude CURSOR_DATA_DIR=$WORK/Cursor CURSOR_HOME=$WORK/no-cursor-home
 export BLUEPLANE_LOG="warn,blueplane::capture::cursor_db=debug" TZ=UTC
 
-echo "[$(date -u +%T)] backfill" >&2
+echo "[$(date -u +%T)] backfill (a writer beside it)" >&2
+rm -f "$WORK/stop-writer"
+python3 tools/bench/cursor_writer.py "$GLOBAL" "$WORK/stop-writer" > "$OUT/writer.json" &
+WRITER=$!
 /usr/bin/time -v -o "$OUT/time.txt" "$BIN" backfill --json > "$OUT/backfill.json" 2> "$OUT/backfill.log"
+touch "$WORK/stop-writer"
+wait "$WRITER"
 
 echo "[$(date -u +%T)] ingest + change -> visible ($SAMPLES samples)" >&2
 "$BIN" ingest 2> "$OUT/ingest.log" &
@@ -80,6 +87,7 @@ for part in wall.split(":"):
     secs = secs * 60 + float(part)
 size = sum(os.path.getsize(p) for p in (glob, glob + "-wal") if os.path.exists(p))
 lat = json.load(open(f"{out}/latency.json"))
+wr = json.load(open(f"{out}/writer.json"))
 
 def held(log):
     v = sorted(float(m.group(1)) for m in re.finditer(r"Cursor read transaction.*?held_ms=([0-9.]+)", open(log).read()))
@@ -95,6 +103,9 @@ print(f"backfill: {secs:.1f} s wall ({bf['seconds']:.1f} s reported, capture {bf
       f"peak RSS {rss_kb / 1024:.0f} MiB (target <= 300 MB)")
 print(f"change -> visible (ingest, {lat['samples']} samples): p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms, "
       f"max {lat['max_ms']} ms (target p95 <= 1000 ms); writer's slowest commit {lat['writer_commit_max_ms']} ms")
+print(f"writer beside the backfill (one ~4 KB bubble every 20 ms): {wr['writes']} commits, "
+      f"p50 {wr['p50_ms']} ms, p99 {wr['p99_ms']} ms, max {wr['max_ms']} ms "
+      f"(largest lock wait {wr['lock_max_ms']} ms, largest COMMIT/fsync {wr['commit_max_ms']} ms)")
 print(f"read transaction held, backfill: {held(out + '/backfill.log')}")
 print(f"read transaction held, ingest: {held(out + '/ingest.log')}")
 PY
