@@ -83,7 +83,7 @@ MODELS = ["claude-4.5-sonnet", "claude-4.5-opus-high-thinking", "gpt-5", "compos
 
 
 def iso(ms: int) -> str:
-    d = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.timezone.utc)
+    d = datetime.datetime.fromtimestamp(ms // 1000, tz=datetime.timezone.utc)
     return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
