@@ -28,7 +28,8 @@ text, with their text), tool calls and tool errors, sub-composer links, measured
 (`api_responses`, token_source `cursor`: a bubble's non-zero `tokenCount`, the largest total
 per `cu:<cid>:<requestId or bubbleId>`; a composer's `usageData` token numbers only when no
 bubble of it has counts), estimated turns (`token_estimates`), the number of capture events,
-and the planted values that must appear nowhere.
+and the planted values that must appear nowhere. It keeps every expected message text in
+memory: meant for test-sized corpora (tests/cursor_gen.rs), not for `--target-mb 2048`.
 """
 import argparse
 import datetime
