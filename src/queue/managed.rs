@@ -809,8 +809,12 @@ mod tests {
         }
     }
 
-    fn redis_available() -> bool {
-        find_redis_server(std::env::var_os("PATH").as_deref()).is_ok()
+    /// These tests need a real `redis-server`; without one they fail (never pass by
+    /// skipping): `tools/test.sh` installs it.
+    fn require_redis() {
+        if let Err(e) = find_redis_server(std::env::var_os("PATH").as_deref()) {
+            panic!("{e} (tools/test.sh installs it)");
+        }
     }
 
     /// Live processes whose title names `socket` (redis-server sets its title to
@@ -841,10 +845,7 @@ mod tests {
 
     #[test]
     fn lifecycle_against_real_redis_server() {
-        if !redis_available() {
-            eprintln!("skipped: redis-server is not on PATH");
-            return;
-        }
+        require_redis();
         let home = tempfile::tempdir().expect("tempdir");
         let m = ManagedRedis::new(home.path());
         let _guard = StopOnDrop(&m);
@@ -891,10 +892,7 @@ mod tests {
 
     #[test]
     fn concurrent_first_start_makes_exactly_one_server() {
-        if !redis_available() {
-            eprintln!("skipped: redis-server is not on PATH");
-            return;
-        }
+        require_redis();
         let home = tempfile::tempdir().expect("tempdir");
         let m = ManagedRedis::new(home.path());
         let _guard = StopOnDrop(&m);
@@ -916,10 +914,7 @@ mod tests {
 
     #[test]
     fn stale_socket_file_is_replaced_and_data_survives_restart() {
-        if !redis_available() {
-            eprintln!("skipped: redis-server is not on PATH");
-            return;
-        }
+        require_redis();
         let home = tempfile::tempdir().expect("tempdir");
         let m = ManagedRedis::new(home.path());
         let _guard = StopOnDrop(&m);
@@ -956,10 +951,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn server_whose_socket_was_deleted_is_not_doubled() {
-        if !redis_available() {
-            eprintln!("skipped: redis-server is not on PATH");
-            return;
-        }
+        require_redis();
         let home = tempfile::tempdir().expect("tempdir");
         let m = ManagedRedis::new(home.path());
         m.ensure_running().expect("start");
@@ -977,10 +969,7 @@ mod tests {
 
     #[test]
     fn odd_home_path_works_end_to_end_with_the_redis_crate() {
-        if !redis_available() {
-            eprintln!("skipped: redis-server is not on PATH");
-            return;
-        }
+        require_redis();
         let tmp = tempfile::tempdir().expect("tempdir");
         let home = tmp.path().join("a b#\"é%");
         let m = ManagedRedis::new(&home);
