@@ -1,7 +1,7 @@
 //! The Cursor agent CLI transcript source: tails
 //! `<cursor home>/projects/<slug>/agent-transcripts/<cid>/<cid>.jsonl` (also the flat
 //! `agent-transcripts/<cid>.jsonl` and the sub-agents' `<cid>/subagents/<id>.jsonl`) and emits
-//! one `transcript:<role>` event per line (formats.md §C6, `cursor-contract.md`). Legacy
+//! one `transcript:<role>` event per line (formats.md §C6, `docs/CURSOR.md`). Legacy
 //! `.txt` transcripts (same places) give one event per `user:` / `assistant:` block; a block
 //! is complete when the next header follows it, or, for the last one, once the file has been
 //! quiet for [`TXT_QUIET`] (its cursor's line count counts blocks).

@@ -1,6 +1,6 @@
 //! The Cursor database source: reads chats out of Cursor's live `state.vscdb` files (the
 //! global `User/globalStorage/state.vscdb` and every `User/workspaceStorage/<hash>/state.vscdb`)
-//! into `composer`, `bubble`, `agent_blob` and `workspace` events (`/work/cursor-contract.md`).
+//! into `composer`, `bubble`, `agent_blob` and `workspace` events (`docs/CURSOR.md`).
 //!
 //! Cursor must never notice: every database is opened read-only through a `file:…?mode=ro` URI
 //! (never `immutable=1`: the file is a live WAL database), with a short busy timeout, no

@@ -1,5 +1,5 @@
 //! The allow-list for Cursor's database values: builds the `composer`, `bubble`,
-//! `agent_blob` and `workspace` payloads of `/work/cursor-contract.md` from the parsed
+//! `agent_blob` and `workspace` payloads of `docs/CURSOR.md` from the parsed
 //! `state.vscdb` values, in the three privacy modes.
 //!
 //! Every payload is built field by field from what Cursor wrote (nothing is copied wholesale),
