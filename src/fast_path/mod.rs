@@ -121,6 +121,9 @@ pub struct FastPath {
     /// Entries read but not stored because the store was unavailable: retried first, in
     /// memory, so an outage never raises their delivery counts.
     held: Vec<(String, Event)>,
+    /// The reader connection's `CLIENT ID`, to end its blocked read at shutdown; fetched
+    /// again after a failed read (the connection may have been replaced).
+    reader_id: Option<i64>,
 }
 
 /// Redis set of stream ids being stored alone after too many deliveries; one still there
@@ -145,6 +148,7 @@ impl FastPath {
             zlib: Compressor::default(),
             consumer,
             held: Vec::new(),
+            reader_id: None,
         })
     }
 
@@ -156,8 +160,9 @@ impl FastPath {
     /// Runs until `shutdown`, retrying Redis and store failures with backoff.
     ///
     /// A step is never cancelled half-way (that would leave a read batch unacknowledged until
-    /// it is reclaimed); shutdown is checked between steps, which block at most
-    /// [`IDLE_BLOCK`].
+    /// it is reclaimed); shutdown is checked between steps, and a read blocked at shutdown is
+    /// ended by Redis (`CLIENT UNBLOCK`: it returns what it has, usually nothing) and its step
+    /// finished — so a stop does not wait out [`IDLE_BLOCK`].
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut last_claim: Option<std::time::Instant> = None;
         let mut backoff = Duration::from_millis(100);
@@ -171,7 +176,7 @@ impl FastPath {
                 last_claim = Some(std::time::Instant::now());
                 self.reclaim().await.map(|_| 0)
             } else {
-                self.step().await
+                self.step_until(&shutdown).await
             };
             match step {
                 Ok(_) => backoff = Duration::from_millis(100),
@@ -207,6 +212,47 @@ impl FastPath {
                 IDLE_BLOCK,
             )
             .await?;
+        let n = entries.len();
+        self.store(entries.into_iter().map(|e| (e, 1)).collect())
+            .await?;
+        Ok(n)
+    }
+
+    /// [`FastPath::step`], whose blocked read Redis ends when `shutdown` is cancelled.
+    async fn step_until(&mut self, shutdown: &CancellationToken) -> Result<usize, FastPathError> {
+        if self.reader_id.is_none() {
+            // Without an id (an ACL refusing `CLIENT`), a stop waits out the block as before.
+            self.reader_id = self.reader.client_id().await.ok();
+        }
+        let read = {
+            let read = self.reader.read_group(
+                queue::EVENTS,
+                queue::FAST_GROUP,
+                &self.consumer,
+                BATCH,
+                IDLE_BLOCK,
+            );
+            tokio::pin!(read);
+            tokio::select! {
+                r = &mut read => r,
+                () = shutdown.cancelled() => {
+                    if let Some(id) = self.reader_id
+                        && let Err(e) = self.queue.unblock(id).await
+                    {
+                        tracing::debug!(error = %e, "Cannot unblock the fast path's read");
+                    }
+                    // Whatever the read returns now is stored and acknowledged as usual.
+                    read.await
+                }
+            }
+        };
+        let entries = match read {
+            Ok(e) => e,
+            Err(e) => {
+                self.reader_id = None;
+                return Err(e.into());
+            }
+        };
         let n = entries.len();
         self.store(entries.into_iter().map(|e| (e, 1)).collect())
             .await?;

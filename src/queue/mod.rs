@@ -297,6 +297,30 @@ impl Queue {
         Ok(c.hgetall(hash).await?)
     }
 
+    /// This connection's client id (`CLIENT ID`), for [`Queue::unblock`].
+    ///
+    /// # Errors
+    /// When Redis fails or refuses `CLIENT` (an ACL).
+    pub async fn client_id(&self) -> Result<i64> {
+        let mut c = self.conn.clone();
+        Ok(redis::cmd("CLIENT").arg("ID").query_async(&mut c).await?)
+    }
+
+    /// Ends the blocking command of client `id` now, as if its `BLOCK` had timed out
+    /// (`CLIENT UNBLOCK`): a blocked `XREADGROUP` returns empty, delivering nothing.
+    ///
+    /// # Errors
+    /// When Redis fails or refuses `CLIENT` (an ACL).
+    pub async fn unblock(&self, id: i64) -> Result<()> {
+        let mut c = self.conn.clone();
+        let _: i64 = redis::cmd("CLIENT")
+            .arg("UNBLOCK")
+            .arg(id)
+            .query_async(&mut c)
+            .await?;
+        Ok(())
+    }
+
     /// Reads up to `count` new entries for `consumer`, blocking up to `block`.
     /// Use a connection from [`Queue::blocking`].
     ///
