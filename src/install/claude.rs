@@ -277,6 +277,44 @@ pub(super) fn ours(cmd: &str, args: &[&str], exe: &Path) -> Option<shell::Comman
     (c.args == args && is_blueplane_program(&c.program, exe)).then_some(c)
 }
 
+/// What [`merge_hook`] did to one event's list.
+pub(super) enum HookMerge {
+    /// The command of a stale entry of ours (another path to a blueplane binary) now is `want`.
+    Updated,
+    /// `entry` was appended.
+    Added,
+}
+
+/// Merges our hook command `want` into one event's `list` in `text`, whose entries' command
+/// nodes are `commands`: `None` when `want` is already there; else the new text, with the first
+/// stale entry of ours repointed, or `entry` appended. Foreign entries are never touched.
+pub(super) fn merge_hook<'a, T: Serialize + ?Sized>(
+    text: &str,
+    list: &Node,
+    commands: impl IntoIterator<Item = &'a Node>,
+    want: &str,
+    args: &[&str],
+    exe: &Path,
+    entry: &T,
+) -> Option<(String, HookMerge)> {
+    let mut stale: Option<&Node> = None;
+    for node in commands {
+        let Some(cmd) = node.as_str() else {
+            continue;
+        };
+        if cmd == want {
+            return None;
+        }
+        if stale.is_none() && ours(cmd, args, exe).is_some() {
+            stale = Some(node);
+        }
+    }
+    Some(match stale {
+        Some(node) => (jt::replace_value(text, node, want), HookMerge::Updated),
+        None => (jt::append_item(text, list, entry), HookMerge::Added),
+    })
+}
+
 pub(super) fn invalid(path: &Path, message: impl Into<String>) -> InstallError {
     InstallError::Invalid {
         path: path.display().to_string(),
@@ -491,38 +529,16 @@ pub fn install_settings(
                         format!("a file whose hooks.{event} is not a list"),
                     ));
                 };
-                let mut current = false;
-                let mut stale: Option<&Node> = None;
-                for h in groups
+                let commands = groups
                     .iter()
                     .filter_map(|g| g.get("hooks")?.items())
                     .flatten()
-                {
-                    let Some(cmd_node) = h.get("command") else {
-                        continue;
-                    };
-                    let Some(cmd) = cmd_node.as_str() else {
-                        continue;
-                    };
-                    if cmd == want {
-                        current = true;
-                    } else if stale.is_none() && ours(cmd, HOOK_ARGS, &inst.exe).is_some() {
-                        stale = Some(cmd_node);
-                    }
+                    .filter_map(|h| h.get("command"));
+                match merge_hook(&text, list, commands, &want, HOOK_ARGS, &inst.exe, &group) {
+                    None => {}
+                    Some((t, HookMerge::Updated)) => (text, updated) = (t, updated + 1),
+                    Some((t, HookMerge::Added)) => (text, added) = (t, added + 1),
                 }
-                if current {
-                    continue;
-                }
-                text = match stale {
-                    Some(node) => {
-                        updated += 1;
-                        jt::replace_value(&text, node, &want)
-                    }
-                    None => {
-                        added += 1;
-                        jt::append_item(&text, list, &group)
-                    }
-                };
             }
         }
     }

@@ -24,9 +24,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::claude::{
-    McpForm, Registration, SERVER_NAME, Scope, TOKEN_VAR, add_server, command_line, finish,
-    finish_uninstall, invalid, may_remove, ours, parse_root, read_root, registration,
-    remove_server, start_text, unchanged,
+    HookMerge, McpForm, Registration, SERVER_NAME, Scope, TOKEN_VAR, add_server, command_line,
+    finish, finish_uninstall, invalid, may_remove, merge_hook, ours, parse_root, read_root,
+    registration, remove_server, start_text, unchanged,
 };
 use super::json_text::{self as jt, Node};
 use super::record::FileRecord;
@@ -239,31 +239,12 @@ pub fn install_hooks(
                         format!("a file whose hooks.{event} is not a list"),
                     ));
                 };
-                let mut current = false;
-                let mut stale: Option<&Node> = None;
-                for cmd_node in entries.iter().filter_map(|e| e.get("command")) {
-                    let Some(cmd) = cmd_node.as_str() else {
-                        continue;
-                    };
-                    if cmd == want {
-                        current = true;
-                    } else if stale.is_none() && ours(cmd, HOOK_ARGS, &inst.exe).is_some() {
-                        stale = Some(cmd_node);
-                    }
+                let commands = entries.iter().filter_map(|e| e.get("command"));
+                match merge_hook(&text, list, commands, &want, HOOK_ARGS, &inst.exe, &entry) {
+                    None => {}
+                    Some((t, HookMerge::Updated)) => (text, updated) = (t, updated + 1),
+                    Some((t, HookMerge::Added)) => (text, added) = (t, added + 1),
                 }
-                if current {
-                    continue;
-                }
-                text = match stale {
-                    Some(node) => {
-                        updated += 1;
-                        jt::replace_value(&text, node, &want)
-                    }
-                    None => {
-                        added += 1;
-                        jt::append_item(&text, list, &entry)
-                    }
-                };
             }
         }
     }
