@@ -20,6 +20,8 @@
 //! of a date-time range, are computed from SQLite. Otherwise they answer from SQLite and the
 //! slow path rebuilds Redis.
 
+pub mod rollup;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use redis::aio::ConnectionManager;

@@ -7,6 +7,7 @@
 pub mod blocks;
 pub mod costs;
 pub mod reader;
+pub mod rollups;
 pub mod status;
 pub mod time;
 pub mod usage;
@@ -755,23 +756,7 @@ pub fn fold_buckets(
         .filter(|(_, (c, s))| !c.is_empty() || !s.is_empty())
         .map(|(key, (c, s))| row(key, &c, s.len() as i64))
         .collect();
-    let t = row(String::new(), &all.0, all.1.len() as i64);
-    (
-        rows,
-        MetricsTotals {
-            tokens: t.tokens,
-            cost_usd: t.cost_usd,
-            sessions: t.sessions,
-            responses: t.responses,
-            unpriced_responses: t.unpriced_responses,
-            tool_calls: t.tool_calls,
-            tool_errors: t.tool_errors,
-            reported_cost_usd: None,
-            unattributed_cost_usd: None,
-            estimated_tokens: t.estimated_tokens,
-            estimated_cost_usd: t.estimated_cost_usd,
-        },
-    )
+    (rows, totals_of(&all.0, all.1.len() as i64))
 }
 
 fn row(key: String, c: &Counters, sessions: i64) -> MetricsRow {
@@ -802,6 +787,10 @@ fn inner_buckets(f: &Filter) -> (i64, i64) {
     (lo, hi)
 }
 
+/// The most non-empty buckets a time-grouped `get_metrics` reads from Redis (four days of
+/// activity); longer ranges are answered from the rollups.
+pub const REDIS_MAX_BUCKETS: i64 = 384;
+
 /// Redis metrics read for a time-grouped query: Redis's stamp and its whole buckets inside
 /// the range; [`get_metrics`] decides whether they can be trusted.
 #[derive(Debug, Clone)]
@@ -824,8 +813,20 @@ pub async fn metric_buckets(
     if !group_by.is_time() || f.project.is_some() {
         return Ok(None);
     }
-    let stamp = metrics::stamp(redis).await?;
     let (lo, hi) = inner_buckets(f);
+    // Each Redis bucket is a hash and a set to fetch; beyond a few days of them the SQLite
+    // rollups answer faster (and equally exactly).
+    let held: i64 = redis::cmd("ZCOUNT")
+        .arg(metrics::IDX)
+        .arg(lo)
+        .arg(hi)
+        .query_async(redis)
+        .await
+        .map_err(crate::queue::QueueError::from)?;
+    if held > REDIS_MAX_BUCKETS {
+        return Ok(None);
+    }
+    let stamp = metrics::stamp(redis).await?;
     let buckets = if lo <= hi {
         metrics::read_buckets(redis, lo, hi).await?
     } else {
@@ -858,7 +859,7 @@ pub fn get_metrics(
             Some(r) => r.stamp.trusted(&metrics::expected(conn)?) && lo <= hi,
             None => false,
         };
-        let (buckets, source) = match redis {
+        match redis {
             Some(r) if trusted => {
                 let all = SqlFilter::default();
                 let mut buckets = r.buckets;
@@ -874,26 +875,24 @@ pub fn get_metrics(
                 if to > inner_to {
                     buckets.extend(metrics::compute_range(conn, inner_to, to, &all)?);
                 }
-                (buckets, "redis")
+                let (rows, totals) = fold_buckets(&buckets, group_by, tz, f.platform.as_deref());
+                (rows, totals, "redis")
             }
-            _ => (
-                metrics::compute_range(
-                    conn,
-                    from,
-                    to,
-                    &SqlFilter {
-                        platform: f.platform.clone(),
-                        project: f.project.clone(),
-                    },
-                )?,
-                "sqlite",
-            ),
-        };
-        let (rows, totals) = fold_buckets(&buckets, group_by, tz, f.platform.as_deref());
-        (rows, totals, source)
+            _ => {
+                let (per, all) = rollups::by_period(conn, f, group_by, tz)?;
+                let rows = per.into_iter().map(|(k, (c, s))| row(k, &c, s)).collect();
+                (rows, totals_of(&all.0, all.1), "sqlite")
+            }
+        }
     } else {
-        let (rows, totals) = metrics_by_dimension(conn, f, group_by)?;
-        (rows, totals, "sqlite")
+        let (per, all) = rollups::by_dimension(conn, f, group_by)?;
+        let mut rows: Vec<MetricsRow> = per.into_iter().map(|(k, (c, s))| row(k, &c, s)).collect();
+        rows.sort_by(|a, b| {
+            b.cost_usd
+                .total_cmp(&a.cost_usd)
+                .then_with(|| a.key.cmp(&b.key))
+        });
+        (rows, totals_of(&all.0, all.1), "sqlite")
     };
     let (mut rows, mut totals) = (rows, totals);
     costs::annotate(conn, f, group_by, tz, &mut rows, &mut totals)?;
@@ -906,150 +905,21 @@ pub fn get_metrics(
     })
 }
 
-fn metrics_by_dimension(
-    conn: &Connection,
-    f: &Filter,
-    group_by: GroupBy,
-) -> Result<(Vec<MetricsRow>, MetricsTotals)> {
-    let col = match group_by {
-        GroupBy::Model => "coalesce(model, '(unknown)')",
-        GroupBy::Project => "coalesce(project_path, '(unknown)')",
-        GroupBy::Platform => "platform",
-        GroupBy::Session => "session_id",
-        _ => return Err(QueryError::Invalid("internal: time grouping".into())),
-    };
-    let mut wh = String::from("WHERE 1=1");
-    let mut args: Vec<SqlValue> = Vec::new();
-    push_filter(
-        &mut wh,
-        &mut args,
-        f,
-        &Cols {
-            start: "ts",
-            end: "ts",
-            platform: "platform",
-            project: "project_path",
-        },
-    );
-    let mut tc_where = String::from("WHERE 1=1");
-    let mut tc_args: Vec<SqlValue> = Vec::new();
-    push_filter(&mut tc_where, &mut tc_args, f, &TOOL_COLS);
-    // (counters, distinct sessions) per key, and for everything.
-    let mut acc: BTreeMap<String, (Counters, i64)> = BTreeMap::new();
-    let mut all: (Counters, i64) = Default::default();
-    {
-        // Grouping sets in one pass: per key, then the grand total (key NULL).
-        let mut stmt = conn.prepare(&format!(
-            "WITH r AS (SELECT {col} AS k, * FROM api_responses {wh})
-             SELECT k, {USAGE_SUMS}, count(DISTINCT platform || '|' || session_id)
-             FROM r GROUP BY k
-             UNION ALL
-             SELECT NULL, {USAGE_SUMS}, count(DISTINCT platform || '|' || session_id)
-             FROM r"
-        ))?;
-        let mut rows = stmt.query(params_from_iter(args.iter()))?;
-        while let Some(r) = rows.next()? {
-            let c = Counters::usage_at(r, 1)?;
-            let sessions: i64 = r.get(8)?;
-            match r.get::<_, Option<String>>(0)? {
-                Some(k) => {
-                    let e = acc.entry(k).or_default();
-                    e.0.add(&c);
-                    e.1 += sessions;
-                }
-                None => {
-                    all.0.add(&c);
-                    all.1 = sessions;
-                }
-            }
-        }
+fn totals_of(c: &Counters, sessions: i64) -> MetricsTotals {
+    let t = row(String::new(), c, sessions);
+    MetricsTotals {
+        tokens: t.tokens,
+        cost_usd: t.cost_usd,
+        sessions: t.sessions,
+        responses: t.responses,
+        unpriced_responses: t.unpriced_responses,
+        tool_calls: t.tool_calls,
+        tool_errors: t.tool_errors,
+        reported_cost_usd: None,
+        unattributed_cost_usd: None,
+        estimated_tokens: t.estimated_tokens,
+        estimated_cost_usd: t.estimated_cost_usd,
     }
-    {
-        // Estimates per key, and the sessions they add (those with no measured row there).
-        let mut stmt = conn.prepare(&format!(
-            "WITH e AS (SELECT {col} AS k, * FROM token_estimates {wh})
-             SELECT k, {ESTIMATE_SUMS} FROM e GROUP BY k
-             UNION ALL
-             SELECT NULL, {ESTIMATE_SUMS} FROM e"
-        ))?;
-        let mut rows = stmt.query(params_from_iter(args.iter()))?;
-        let mut any = false;
-        while let Some(r) = rows.next()? {
-            let c = Counters::estimates_at(r, 1)?;
-            match r.get::<_, Option<String>>(0)? {
-                Some(k) => {
-                    any = true;
-                    acc.entry(k).or_default().0.add(&c);
-                }
-                None => all.0.add(&c),
-            }
-        }
-        if any {
-            let mut stmt = conn.prepare(&format!(
-                "WITH r AS (SELECT {col} AS k, platform, session_id FROM api_responses {wh}),
-                      e AS (SELECT {col} AS k, platform, session_id FROM token_estimates {wh})
-                 SELECT k, count(*) FROM (SELECT k, platform, session_id FROM e
-                                          EXCEPT SELECT k, platform, session_id FROM r) GROUP BY k
-                 UNION ALL
-                 SELECT NULL, count(*) FROM (SELECT platform, session_id FROM e
-                                             EXCEPT SELECT platform, session_id FROM r)"
-            ))?;
-            let mut rows = stmt.query(params_from_iter(args.iter().chain(args.iter())))?;
-            while let Some(r) = rows.next()? {
-                let n: i64 = r.get(1)?;
-                match r.get::<_, Option<String>>(0)? {
-                    Some(k) => acc.entry(k).or_default().1 += n,
-                    None => all.1 += n,
-                }
-            }
-        }
-    }
-    {
-        // Tool calls carry no model: by model they count in the totals only.
-        let tool_col = if group_by == GroupBy::Model {
-            "''"
-        } else {
-            col
-        };
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {tool_col}, count(*), coalesce(sum(failed), 0) FROM tool_calls {tc_where} AND name IS NOT NULL GROUP BY 1"
-        ))?;
-        let mut rows = stmt.query(params_from_iter(tc_args.iter()))?;
-        while let Some(r) = rows.next()? {
-            let c = Counters {
-                tool_calls: r.get(1)?,
-                tool_errors: r.get(2)?,
-                ..Counters::default()
-            };
-            if group_by != GroupBy::Model {
-                acc.entry(r.get(0)?).or_default().0.add(&c);
-            }
-            all.0.add(&c);
-        }
-    }
-    let mut rows: Vec<MetricsRow> = acc.into_iter().map(|(k, (c, s))| row(k, &c, s)).collect();
-    rows.sort_by(|a, b| {
-        b.cost_usd
-            .total_cmp(&a.cost_usd)
-            .then_with(|| a.key.cmp(&b.key))
-    });
-    let t = row(String::new(), &all.0, all.1);
-    Ok((
-        rows,
-        MetricsTotals {
-            tokens: t.tokens,
-            cost_usd: t.cost_usd,
-            sessions: t.sessions,
-            responses: t.responses,
-            unpriced_responses: t.unpriced_responses,
-            tool_calls: t.tool_calls,
-            tool_errors: t.tool_errors,
-            reported_cost_usd: None,
-            unattributed_cost_usd: None,
-            estimated_tokens: t.estimated_tokens,
-            estimated_cost_usd: t.estimated_cost_usd,
-        },
-    ))
 }
 
 /// Turns a user query into an FTS5 expression: quoted phrases stay phrases, other words
@@ -1237,44 +1107,53 @@ pub fn search_as(
 /// Invalid arguments, [`QueryError::UnknownSession`], or SQLite errors.
 pub fn tool_stats(conn: &Connection, f: &Filter, session_id: Option<&str>) -> Result<ToolStats> {
     f.check()?;
-    let mut sql = String::from(
-        "SELECT name, count(*), coalesce(sum(failed), 0), sum(took_ms), max(took_ms)
-         FROM tool_calls WHERE name IS NOT NULL",
-    );
-    let mut args: Vec<SqlValue> = Vec::new();
-    if let Some(id) = session_id {
-        let known: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM sessions WHERE session_id = ?1)",
-            [id],
-            |r| r.get(0),
-        )?;
-        if !known {
-            return Err(QueryError::UnknownSession(id.to_string()));
+    let rows = match session_id {
+        // One session: its own calls, through the session index.
+        Some(id) => {
+            let known: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM sessions WHERE session_id = ?1)",
+                [id],
+                |r| r.get(0),
+            )?;
+            if !known {
+                return Err(QueryError::UnknownSession(id.to_string()));
+            }
+            let mut sql = String::from(
+                "SELECT name, count(*), coalesce(sum(failed), 0), sum(took_ms), max(took_ms)
+                 FROM tool_calls WHERE name IS NOT NULL AND session_id = ?",
+            );
+            let mut args: Vec<SqlValue> = vec![id.to_string().into()];
+            push_filter(&mut sql, &mut args, f, &TOOL_COLS);
+            sql.push_str(" GROUP BY name ORDER BY count(*) DESC, name");
+            conn.prepare_cached(&sql)?
+                .query_map(params_from_iter(args), |r| {
+                    Ok(rollups::ToolRow {
+                        name: r.get(0)?,
+                        calls: r.get(1)?,
+                        errors: r.get(2)?,
+                        total_ms: r.get(3)?,
+                        max_ms: r.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?
         }
-        sql.push_str(" AND session_id = ?");
-        args.push(id.to_string().into());
-    }
-    push_filter(&mut sql, &mut args, f, &TOOL_COLS);
-    sql.push_str(" GROUP BY name ORDER BY count(*) DESC, name");
-    let tools = conn
-        .prepare_cached(&sql)?
-        .query_map(params_from_iter(args), |r| {
-            let calls: i64 = r.get(1)?;
-            let errors: i64 = r.get(2)?;
-            Ok(ToolStat {
-                name: r.get(0)?,
-                calls,
-                errors,
-                error_rate: if calls > 0 {
-                    errors as f64 / calls as f64
-                } else {
-                    0.0
-                },
-                total_ms: r.get(3)?,
-                max_ms: r.get(4)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+        None => rollups::tool_stats(conn, f)?,
+    };
+    let tools = rows
+        .into_iter()
+        .map(|t| ToolStat {
+            error_rate: if t.calls > 0 {
+                t.errors as f64 / t.calls as f64
+            } else {
+                0.0
+            },
+            name: t.name,
+            calls: t.calls,
+            errors: t.errors,
+            total_ms: t.total_ms,
+            max_ms: t.max_ms,
+        })
+        .collect();
     Ok(ToolStats { tools })
 }
 
@@ -1338,7 +1217,88 @@ mod tests {
             )
             .unwrap();
         }
+        // What the slow path does after every round.
+        crate::metrics::rollup::rebuild_all(&c).unwrap();
         (d, c)
+    }
+
+    /// The plan of `sql`, one line per step.
+    fn plan(c: &Connection, sql: &str, params: &[(&str, &dyn rusqlite::ToSql)]) -> Vec<String> {
+        let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let mut rows = stmt.query(params).unwrap();
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().unwrap() {
+            out.push(r.get::<_, String>(3).unwrap());
+        }
+        out
+    }
+
+    /// Hot queries never scan a table of the history whole: every step over a conversation
+    /// table or a rollup is an index or primary-key search.
+    #[test]
+    fn hot_queries_search_and_never_scan_the_history() {
+        let (_d, c) = store();
+        let big = [
+            "api_responses",
+            "tool_calls",
+            "token_estimates",
+            "messages",
+            "rollup_q",
+            "rollup_d",
+            "rollup_tools_q",
+            "rollup_tools_d",
+            "sessions",
+            "session_keys",
+        ];
+        let range: Vec<(&str, i64)> = vec![
+            (":d_lo", 1),
+            (":d_hi", 9),
+            (":q1_lo", 10),
+            (":q1_hi", 20),
+            (":q2_lo", 30),
+            (":q2_hi", 40),
+            (":r1_lo", 100),
+            (":r1_hi", 200),
+            (":r2_lo", 300),
+            (":r2_hi", 400),
+        ];
+        let mut p: Vec<(&str, &dyn rusqlite::ToSql)> = range
+            .iter()
+            .map(|(k, v)| (*k, v as &dyn rusqlite::ToSql))
+            .collect();
+        let none: Option<&str> = None;
+        p.push((":platform", &none));
+        p.push((":project", &none));
+        let segs = "[[0, 100, 4]]";
+        let mut with_segs = p.clone();
+        with_segs.push((":segments", &segs));
+        let mut checked = vec![
+            ("period", plan(&c, &rollups::period_sql(), &with_segs)),
+            ("tools", plan(&c, &rollups::tool_sql(), &p)),
+        ];
+        for g in [
+            GroupBy::Model,
+            GroupBy::Project,
+            GroupBy::Platform,
+            GroupBy::Session,
+        ] {
+            checked.push((
+                "dimension",
+                plan(&c, &rollups::dimension_sql(g).unwrap(), &p),
+            ));
+        }
+        for (name, steps) in &checked {
+            for s in steps {
+                eprintln!("{name}: {s}");
+                for t in big {
+                    assert!(
+                        !(s.starts_with(&format!("SCAN {t}"))
+                            || s.starts_with(&format!("SCAN {t} "))),
+                        "{name} scans {t}: {steps:#?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

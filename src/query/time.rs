@@ -107,6 +107,54 @@ impl Tz {
         }
     }
 
+    /// This zone's UTC offset at the start of quarter-hour `bucket`, in quarter hours (every
+    /// IANA offset is a whole number of them).
+    pub fn offset_buckets(&self, bucket: i64) -> i64 {
+        use chrono::Offset;
+        let Some(t) = chrono::DateTime::from_timestamp_millis(bucket.saturating_mul(900_000))
+        else {
+            return 0;
+        };
+        let secs = self
+            .0
+            .offset_from_utc_datetime(&t.naive_utc())
+            .fix()
+            .local_minus_utc();
+        i64::from(secs).div_euclid(900)
+    }
+
+    /// Runs of buckets with one UTC offset covering `lo..=hi`: `(first, end exclusive,
+    /// offset in quarter hours)`. A bucket's local day is then `(bucket + offset) / 96`.
+    pub fn offset_segments(&self, lo: i64, hi: i64) -> Vec<(i64, i64, i64)> {
+        let mut out = Vec::new();
+        if lo > hi {
+            return out;
+        }
+        let (mut start, mut off) = (lo, self.offset_buckets(lo));
+        let mut at = lo;
+        while at < hi {
+            // Offsets change a few times a year, never twice in a day: probe day by day, then
+            // find the first bucket of the new offset.
+            let next = (at + 96).min(hi);
+            if self.offset_buckets(next) != off {
+                let (mut a, mut b) = (at, next);
+                while b - a > 1 {
+                    let m = a + (b - a) / 2;
+                    if self.offset_buckets(m) == off {
+                        a = m;
+                    } else {
+                        b = m;
+                    }
+                }
+                out.push((start, b, off));
+                (start, off) = (b, self.offset_buckets(b));
+            }
+            at = next;
+        }
+        out.push((start, hi + 1, off));
+        out
+    }
+
     /// The local day that holds the instant `ms`: `[midnight, next midnight)` in epoch ms
     /// (23 or 25 hours long on a DST change).
     pub fn day_span(&self, ms: i64) -> Option<(i64, i64)> {
@@ -174,6 +222,24 @@ impl Tz {
     }
 }
 
+/// The period key of a local day (days since 1970-01-01 in the zone): `YYYY-MM-DD`, the
+/// Monday `YYYY-MM-DD`, or `YYYY-MM`; the same as [`Tz::key`] of any instant of that day.
+pub fn day_key(local_day: i64, g: GroupBy) -> String {
+    let d = NaiveDate::from_ymd_opt(1970, 1, 1)
+        .and_then(|e| e.checked_add_signed(chrono::Duration::try_days(local_day)?));
+    let Some(d) = d else {
+        return String::new();
+    };
+    match g {
+        GroupBy::Week => {
+            let monday = d - chrono::Duration::days(d.weekday().num_days_from_monday() as i64);
+            monday.format("%Y-%m-%d").to_string()
+        }
+        GroupBy::Month => format!("{:04}-{:02}", d.year(), d.month()),
+        _ => d.format("%Y-%m-%d").to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +280,38 @@ mod tests {
             .timestamp_millis();
         let (a, b) = berlin.day_span(spring).unwrap();
         assert_eq!(b - a, 23 * 3_600_000);
+    }
+
+    #[test]
+    fn local_days_from_offset_segments_match_keys() {
+        // Berlin across both 2026 DST changes, Kathmandu (+05:45) and UTC: for every quarter
+        // hour, (bucket + offset) / 96 names the same day, week and month as `key`.
+        for zone in ["Europe/Berlin", "Asia/Kathmandu", "UTC", "America/St_Johns"] {
+            let tz = Tz::parse(Some(zone)).unwrap();
+            let lo = tz.parse_bound("2026-03-27", false).unwrap() / 900_000;
+            let hi = tz.parse_bound("2026-11-02", false).unwrap() / 900_000;
+            let segs = tz.offset_segments(lo, hi);
+            assert_eq!(segs.first().unwrap().0, lo);
+            assert_eq!(segs.last().unwrap().1, hi + 1);
+            // Berlin: summer time from 29 March to 25 October; St. John's: until 1 November.
+            let changes = match zone {
+                "Europe/Berlin" => 3,
+                "America/St_Johns" => 2,
+                _ => 1,
+            };
+            assert_eq!(segs.len(), changes, "{zone}: {segs:?}");
+            for (a, b, off) in segs {
+                for bucket in (a..b).step_by(7).chain([b - 1]) {
+                    for g in [GroupBy::Day, GroupBy::Week, GroupBy::Month] {
+                        assert_eq!(
+                            day_key((bucket + off).div_euclid(96), g),
+                            tz.key(bucket * 900_000, g),
+                            "{zone} bucket {bucket}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

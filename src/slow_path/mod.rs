@@ -145,6 +145,7 @@ pub fn process_round(conn: &mut Connection, limit: usize) -> rusqlite::Result<(u
         }
     }
     let dirty = round.finish(&tx)?;
+    crate::metrics::rollup::refresh(&tx, &dirty)?;
     if !dirty.is_empty() {
         let generation = flush::bump_generation(&tx)?;
         let mut mark = tx.prepare_cached(

@@ -24,7 +24,12 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schemas/sql/0002_sources_rejects_epoch.sql"),
     include_str!("../../schemas/sql/0003_hooks_costs_usage.sql"),
     include_str!("../../schemas/sql/0004_cursor.sql"),
+    include_str!("../../schemas/sql/0005_rollups.sql"),
 ];
+
+/// The schema version that adds the rollup tables; a store migrated past it gets its rollups
+/// computed from the tables it already holds, in the migration's transaction.
+const ROLLUPS_VERSION: i64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -136,6 +141,9 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
             conn.execute_batch(sql)?;
             conn.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
         }
+        if version < ROLLUPS_VERSION {
+            crate::metrics::rollup::rebuild_all(conn)?;
+        }
         conn.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID}"))?;
         Ok::<(), rusqlite::Error>(())
     })();
@@ -204,6 +212,65 @@ mod tests {
         assert_eq!(v, MIGRATIONS.len() as i64);
         drop(conn);
         open_writer(&path).unwrap();
+    }
+
+    /// A store from before the rollups gets them filled from the rows it holds, in the
+    /// migration: the figures a reader sums from them equal the tables'.
+    #[test]
+    fn a_version_4_store_gets_rollups_of_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let c = Connection::open(&path).unwrap();
+        for m in &MIGRATIONS[..4] {
+            c.execute_batch(m).unwrap();
+        }
+        c.execute_batch(&format!(
+            "PRAGMA user_version = 4; PRAGMA application_id = {APPLICATION_ID};
+             INSERT INTO api_responses (dedup_key, event_id, session_id, platform, project_path, ts,
+                 model, is_sidechain, has_speed, input_tokens, output_tokens,
+                 cache_creation_tokens, cache_read_tokens, cost_pusd, priced)
+               VALUES ('k1', 'e1', 's1', 'claude_code', '/p', 1000, 'm', 0, 0, 10, 20, 30, 40, 5, 1),
+                      ('k2', 'e2', 's1', 'claude_code', '/p', 90000000, NULL, 0, 0, 1, 2, 3, 4, 0, 0),
+                      ('k3', 'e3', 's2', 'claude_code', NULL, 90000001, 'm', 0, 0, 7, 0, 0, 0, 9, 1);
+             INSERT INTO tool_calls (tool_use_id, session_id, platform, name, started_at, finished_at, is_error)
+               VALUES ('t1', 's1', 'claude_code', 'Bash', 1000, 1500, 1),
+                      ('t2', 's2', 'claude_code', 'Read', NULL, 90000002, 0),
+                      ('t3', 's2', 'claude_code', NULL, 5, 6, 0);"
+        ))
+        .unwrap();
+        drop(c);
+        let c = open_writer(&path).unwrap();
+        let q = |sql: &str| -> Vec<i64> {
+            c.query_row(sql, [], |r| {
+                (0..r.as_ref().column_count())
+                    .map(|i| r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(-1)))
+                    .collect()
+            })
+            .unwrap()
+        };
+        assert_eq!(
+            q("SELECT sum(input), sum(output), sum(cache_creation), sum(cache_read), sum(cost_pusd),
+                      sum(responses), sum(unpriced), sum(rows), sum(tool_calls), sum(tool_errors),
+                      count(DISTINCT sk) FROM rollup_q"),
+            [18, 22, 33, 44, 14, 3, 1, 3, 2, 1, 2]
+        );
+        // The same per UTC day, and the tool rollups (the unnamed call is not a tool).
+        assert_eq!(
+            q("SELECT sum(input), sum(rows), sum(tool_calls), count(*) FROM rollup_d"),
+            [18, 3, 2, 4]
+        );
+        assert_eq!(
+            q("SELECT sum(calls), sum(errors), sum(took_n), sum(took_sum), max(took_max)
+               FROM rollup_tools_d"),
+            [2, 1, 1, 500, 500]
+        );
+        // Tool calls ride on a usage row of their bucket, session and project when there is
+        // one (t2 on k3's row), else on a row of their own (t1: no response of s1 in its
+        // bucket has its project, none).
+        assert_eq!(
+            q("SELECT count(*) FROM rollup_q WHERE model = ''"),
+            [1]
+        );
     }
 
     #[test]

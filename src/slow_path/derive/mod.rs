@@ -98,6 +98,7 @@ pub fn ensure_versions(conn: &mut Connection) -> rusqlite::Result<bool> {
         tracing::warn!(?stale, "Derivation changed; deriving every raw trace again");
         // The buckets that hold data now must be rewritten (some may end up empty).
         super::flush::mark_all_dirty(&tx)?;
+        crate::metrics::rollup::clear(&tx)?;
         tx.execute_batch(
             "DELETE FROM messages;
              INSERT INTO messages_fts (messages_fts) VALUES ('delete-all');
