@@ -260,17 +260,16 @@ mod tests {
             [18, 3, 2, 4]
         );
         assert_eq!(
-            q("SELECT sum(calls), sum(errors), sum(took_n), sum(took_sum), max(took_max)
-               FROM rollup_tools_d"),
+            q(
+                "SELECT sum(calls), sum(errors), sum(took_n), sum(took_sum), max(took_max)
+               FROM rollup_tools_d"
+            ),
             [2, 1, 1, 500, 500]
         );
         // Tool calls ride on a usage row of their bucket, session and project when there is
         // one (t2 on k3's row), else on a row of their own (t1: no response of s1 in its
         // bucket has its project, none).
-        assert_eq!(
-            q("SELECT count(*) FROM rollup_q WHERE model = ''"),
-            [1]
-        );
+        assert_eq!(q("SELECT count(*) FROM rollup_q WHERE model = ''"), [1]);
     }
 
     #[test]
