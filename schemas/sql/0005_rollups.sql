@@ -3,8 +3,8 @@
 -- round's transaction, so they always equal the conversation tables. `get_metrics` and
 -- `get_tool_stats` read hundreds or thousands of these rows instead of every response and
 -- tool call. Quarter-hour buckets (`ts / 900000`) add up exactly to days, weeks and months in
--- every time zone; UTC days (`bucket / 96`) hold the same figures for ranges that are not
--- grouped by time. The rows are filled by the binary (metrics::rollup) right after this
+-- every time zone; UTC hours (`bucket / 4`) and days (`bucket / 96`) hold the same figures
+-- with fewer rows. The rows are filled by the binary (metrics::rollup) right after this
 -- migration, from the tables as they are.
 
 -- A small integer per (platform, session id), so distinct sessions count fast.
@@ -62,6 +62,31 @@ CREATE TABLE rollup_d (
     tool_calls     INTEGER NOT NULL,
     tool_errors    INTEGER NOT NULL,
     PRIMARY KEY (day, sk, model, project)
+) STRICT, WITHOUT ROWID;
+
+-- The same per UTC hour (hour = bucket / 4): local days of zones whose offset is a whole
+-- number of hours are whole hours, and other zones need quarter hours only for the hour that
+-- holds their midnight.
+CREATE TABLE rollup_h (
+    hour           INTEGER NOT NULL,
+    sk             INTEGER NOT NULL,
+    model          TEXT    NOT NULL,
+    project        TEXT    NOT NULL,
+    platform       TEXT    NOT NULL,
+    input          INTEGER NOT NULL,
+    output         INTEGER NOT NULL,
+    cache_creation INTEGER NOT NULL,
+    cache_read     INTEGER NOT NULL,
+    cost_pusd      INTEGER NOT NULL,
+    responses      INTEGER NOT NULL,
+    unpriced       INTEGER NOT NULL,
+    est_input      INTEGER NOT NULL,
+    est_output     INTEGER NOT NULL,
+    est_cost_pusd  INTEGER NOT NULL,
+    rows           INTEGER NOT NULL,
+    tool_calls     INTEGER NOT NULL,
+    tool_errors    INTEGER NOT NULL,
+    PRIMARY KEY (hour, sk, model, project)
 ) STRICT, WITHOUT ROWID;
 
 -- Named tool calls per bucket (of coalesce(started_at, finished_at)), platform, project and

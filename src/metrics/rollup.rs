@@ -1,6 +1,6 @@
 //! SQLite rollups: the figures of `api_responses`, `token_estimates` and `tool_calls`,
-//! pre-aggregated per quarter-hour bucket (`rollup_q`, `rollup_tools_q`) and per UTC day
-//! (`rollup_d`, `rollup_tools_d`); the schema is `schemas/sql/0005_rollups.sql`.
+//! pre-aggregated per quarter-hour bucket (`rollup_q`, `rollup_tools_q`), per UTC hour
+//! (`rollup_h`) and per UTC day (`rollup_d`, `rollup_tools_d`); the schema is `schemas/sql/0005_rollups.sql`.
 //!
 //! Written by the slow path in the transaction of the round that changed the rows: every
 //! bucket the round marked dirty is recomputed whole from the conversation tables, and its days
@@ -16,6 +16,8 @@ use super::BUCKET_MS;
 
 /// Quarter-hour buckets per UTC day.
 pub const BUCKETS_PER_DAY: i64 = 96;
+/// Quarter-hour buckets per UTC hour.
+pub const BUCKETS_PER_HOUR: i64 = 4;
 
 /// The counter columns of `rollup_q` / `rollup_d`, in table order.
 pub const COUNTERS: &str =
@@ -144,6 +146,10 @@ fn refresh_run(conn: &Connection, lo: i64, hi: i64) -> rusqlite::Result<()> {
         .execute(params![lo, hi])?;
     conn.prepare_cached(&insert_tools_q_sql())?
         .execute(params![from, to])?;
+    conn.prepare_cached("DELETE FROM rollup_h WHERE hour BETWEEN ?1 AND ?2")?
+        .execute(params![lo / BUCKETS_PER_HOUR, hi / BUCKETS_PER_HOUR])?;
+    conn.prepare_cached(INSERT_H_SQL)?
+        .execute(params![lo / BUCKETS_PER_HOUR, hi / BUCKETS_PER_HOUR])?;
     conn.prepare_cached("DELETE FROM rollup_d WHERE day BETWEEN ?1 AND ?2")?
         .execute(params![day_lo, day_hi])?;
     conn.prepare_cached(INSERT_D_SQL)?
@@ -176,6 +182,17 @@ fn insert_tools_q_sql() -> String {
     )
 }
 
+const INSERT_H_SQL: &str =
+    "INSERT INTO rollup_h (hour, sk, model, project, platform, input, output,
+      cache_creation, cache_read, cost_pusd, responses, unpriced, est_input, est_output,
+      est_cost_pusd, rows, tool_calls, tool_errors)
+    SELECT bucket / 4, sk, model, project, platform, sum(input), sum(output),
+           sum(cache_creation), sum(cache_read), sum(cost_pusd), sum(responses), sum(unpriced),
+           sum(est_input), sum(est_output), sum(est_cost_pusd), sum(rows), sum(tool_calls),
+           sum(tool_errors)
+    FROM rollup_q WHERE bucket >= ?1 * 4 AND bucket < (?2 + 1) * 4
+    GROUP BY bucket / 4, sk, model, project";
+
 const INSERT_D_SQL: &str = "INSERT INTO rollup_d (day, sk, model, project, platform, input, output,
       cache_creation, cache_read, cost_pusd, responses, unpriced, est_input, est_output,
       est_cost_pusd, rows, tool_calls, tool_errors)
@@ -199,7 +216,7 @@ const INSERT_TOOLS_D_SQL: &str = "INSERT INTO rollup_tools_d (day, platform, pro
 /// SQLite errors.
 pub fn clear(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
-        "DELETE FROM rollup_q; DELETE FROM rollup_d; DELETE FROM rollup_tools_q;
+        "DELETE FROM rollup_q; DELETE FROM rollup_h; DELETE FROM rollup_d; DELETE FROM rollup_tools_q;
          DELETE FROM rollup_tools_d; DELETE FROM session_keys;",
     )
 }
@@ -221,6 +238,10 @@ pub fn rebuild_all(conn: &Connection) -> rusqlite::Result<()> {
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     if let (Some(lo), Some(hi)) = (lo, hi) {
+        conn.execute(
+            INSERT_H_SQL,
+            params![lo / BUCKETS_PER_HOUR, hi / BUCKETS_PER_HOUR],
+        )?;
         let days = params![lo / BUCKETS_PER_DAY, hi / BUCKETS_PER_DAY];
         conn.execute(INSERT_D_SQL, days)?;
         conn.execute(INSERT_TOOLS_D_SQL, days)?;

@@ -1269,11 +1269,22 @@ mod tests {
         let none: Option<&str> = None;
         p.push((":platform", &none));
         p.push((":project", &none));
-        let segs = "[[0, 100, 4]]";
-        let mut with_segs = p.clone();
-        with_segs.push((":segments", &segs));
+        let ranges = "[[0, 100, 4], [200, 300, 4]]";
+        let off = 4;
+        let r: Vec<(&str, &dyn rusqlite::ToSql)> = vec![
+            (":qranges", &ranges),
+            (":hranges", &ranges),
+            (":r1_lo", &1),
+            (":r1_hi", &2),
+            (":r2_lo", &3),
+            (":r2_hi", &4),
+            (":r1_off", &off),
+            (":r2_off", &off),
+            (":platform", &none),
+            (":project", &none),
+        ];
         let mut checked = vec![
-            ("period", plan(&c, &rollups::period_sql(), &with_segs)),
+            ("period", plan(&c, &rollups::period_sql(), &r)),
             ("tools", plan(&c, &rollups::tool_sql(), &p)),
         ];
         for g in [

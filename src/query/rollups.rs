@@ -94,17 +94,9 @@ fn source_sql() -> String {
 const FILTER: &str = "(:platform IS NULL OR platform = :platform)
     AND (:project IS NULL OR instr(project, :project) > 0)";
 
-/// The counters in [`counters_at`] order; `tools` is the pair of tool-call columns.
-fn sums(tools: &str) -> String {
-    format!(
-        "coalesce(sum(input), 0), coalesce(sum(output), 0), coalesce(sum(cache_creation), 0),
-         coalesce(sum(cache_read), 0), coalesce(sum(cost_pusd), 0), coalesce(sum(responses), 0),
-         coalesce(sum(unpriced), 0), {tools}, coalesce(sum(est_input), 0),
-         coalesce(sum(est_output), 0), coalesce(sum(est_cost_pusd), 0)"
-    )
-}
-
-const TOOL_SUMS: &str = "coalesce(sum(tool_calls), 0), coalesce(sum(tool_errors), 0)";
+/// The counter columns in [`counters_at`] order.
+const PLAIN: &str = "input, output, cache_creation, cache_read, cost_pusd, responses, unpriced,
+    tool_calls, tool_errors, est_input, est_output, est_cost_pusd";
 
 fn counters_at(r: &Row<'_>, first: usize) -> rusqlite::Result<Counters> {
     Ok(Counters {
@@ -160,11 +152,13 @@ pub(super) fn dimension_sql(group_by: GroupBy) -> Result<String> {
         GroupBy::Session => "(SELECT session_id FROM session_keys k WHERE k.sk = src.sk)",
         _ => return Err(QueryError::Invalid("internal: time grouping".into())),
     };
+    // Not grouped here: SQLite's GROUP BY sorts every row through a temporary B-tree, which
+    // costs more than folding the rows as they come (measured: 16 ms against 3 ms for the
+    // 5,400 daily rows of a 1M-event store).
     Ok(format!(
         "WITH src AS ({src})
-         SELECT {key} AS k, sk, sum(rows), {sums} FROM src WHERE {FILTER} GROUP BY k, sk",
+         SELECT {key} AS k, sk, rows, {PLAIN} FROM src WHERE {FILTER}",
         src = source_sql(),
-        sums = sums(TOOL_SUMS),
     ))
 }
 
@@ -231,23 +225,80 @@ fn fold(
     Ok((per, (all.0, all.1.len() as i64)))
 }
 
-/// The statement of [`by_period`].
+/// The statement of [`by_period`]: per local day and session, from quarter-hour ranges
+/// (`:qranges`), hour ranges (`:hranges`), each `[lo, hi, offset]`, and the partial edges.
 pub(super) fn period_sql() -> String {
     format!(
-        "WITH seg AS MATERIALIZED (SELECT value ->> 0 AS lo, value ->> 1 AS hi, value ->> 2 AS off
-                                  FROM json_each(:segments)),
-              src AS ({src})
-         SELECT (src.b + seg.off) / 96 AS day, src.sk, sum(rows), {sums}
-         FROM src JOIN seg ON src.b >= seg.lo AND src.b < seg.hi
-         WHERE {FILTER}
-         GROUP BY day, src.sk",
-        src = source_sql(),
-        sums = sums(TOOL_SUMS),
+        "WITH qr AS MATERIALIZED (SELECT value ->> 0 AS lo, value ->> 1 AS hi, value ->> 2 AS off
+                                 FROM json_each(:qranges)),
+              hr AS MATERIALIZED (SELECT value ->> 0 AS lo, value ->> 1 AS hi, value ->> 2 AS off
+                                 FROM json_each(:hranges)),
+              src AS (
+                SELECT (r.bucket + qr.off) / 96 AS day, r.sk, r.platform, r.project, {r_counters}
+                FROM qr CROSS JOIN rollup_q r ON r.bucket >= qr.lo AND r.bucket < qr.hi
+                UNION ALL
+                SELECT (r.hour * 4 + hr.off) / 96, r.sk, r.platform, r.project, {r_counters}
+                FROM hr CROSS JOIN rollup_h r ON r.hour >= hr.lo AND r.hour < hr.hi
+                UNION ALL
+                SELECT (b + :r1_off) / 96, sk, platform, project, {COUNTERS} FROM ({r1})
+                UNION ALL
+                SELECT (b + :r2_off) / 96, sk, platform, project, {COUNTERS} FROM ({r2}))
+         SELECT day, sk, rows, {PLAIN} FROM src WHERE {FILTER}",
+        r_counters = COUNTERS
+            .split(',')
+            .map(|c| format!("r.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        r1 = rows_sql(":r1_lo", ":r1_hi"),
+        r2 = rows_sql(":r2_lo", ":r2_hi"),
     )
 }
 
+/// Bucket ranges `(lo, hi, offset)` to read from `rollup_q` and hour ranges to read from
+/// `rollup_h` for the whole buckets `[a, z)`, all at UTC offset `off` (quarter hours): hours
+/// wherever no local midnight falls inside one, quarter hours elsewhere.
+fn plan_segment(a: i64, z: i64, off: i64, q: &mut Vec<[i64; 3]>, h: &mut Vec<[i64; 3]>) {
+    const PER_HOUR: i64 = crate::metrics::rollup::BUCKETS_PER_HOUR;
+    let h0 = a.div_euclid(PER_HOUR) + i64::from(a.rem_euclid(PER_HOUR) != 0);
+    let h1 = z.div_euclid(PER_HOUR);
+    if h0 >= h1 {
+        q.push([a, z, off]);
+        return;
+    }
+    if a < h0 * PER_HOUR {
+        q.push([a, h0 * PER_HOUR, off]);
+    }
+    if h1 * PER_HOUR < z {
+        q.push([h1 * PER_HOUR, z, off]);
+    }
+    if off.rem_euclid(PER_HOUR) == 0 {
+        h.push([h0, h1, off]);
+        return;
+    }
+    // The hour holding a local midnight: its bucket m has (m + off) % 96 == 0 and m is not the
+    // hour's first bucket, i.e. (4 h + off) % 96 is 93, 94 or 95. It comes back every 24 hours.
+    let midnight_hour = |x: i64| (x * PER_HOUR + off).rem_euclid(BUCKETS_PER_DAY) >= 93;
+    let Some(first) = (h0..h0 + 24).find(|x| midnight_hour(*x)) else {
+        h.push([h0, h1, off]);
+        return;
+    };
+    let mut at = h0;
+    let mut m = first;
+    while m < h1 {
+        if at < m {
+            h.push([at, m, off]);
+        }
+        q.push([m * PER_HOUR, (m + 1) * PER_HOUR, off]);
+        at = m + 1;
+        m += 24;
+    }
+    if at < h1 {
+        h.push([at, h1, off]);
+    }
+}
+
 /// Metrics grouped by day, week or month in `tz`: the rollups give per local day and session
-/// figures (the bucket's local day is `(bucket + offset) / 96`, with the zone's offset in
+/// figures (a bucket's local day is `(bucket + offset) / 96`, with the zone's offset in
 /// quarter hours per run of equal offsets), folded here into periods.
 ///
 /// # Errors
@@ -257,12 +308,40 @@ pub fn by_period(conn: &Connection, f: &Filter, group_by: GroupBy, tz: &Tz) -> R
     let Some((lo, hi)) = bucket_extent(conn, &split)? else {
         return Ok(Default::default());
     };
-    let segments = serde_json::to_string(&tz.offset_segments(lo, hi))
-        .map_err(|e| QueryError::Invalid(format!("internal: {e}")))?;
-    let extra: [(&'static str, &dyn rusqlite::ToSql); 1] = [(":segments", &segments)];
-    let bound = bind_all(&split, f, &extra);
+    let (qa, qz) = (split.q[0].0.max(lo), split.q[0].1.min(hi.saturating_add(1)));
+    let (mut q, mut h) = (Vec::new(), Vec::new());
+    for (a, z, off) in tz.offset_segments(lo, hi) {
+        let (a, z) = (a.max(qa), z.min(qz));
+        if a < z {
+            plan_segment(a, z, off, &mut q, &mut h);
+        }
+    }
+    let json = |v: &Vec<[i64; 3]>| {
+        serde_json::to_string(v).map_err(|e| QueryError::Invalid(format!("internal: {e}")))
+    };
+    let (qranges, hranges) = (json(&q)?, json(&h)?);
+    let edge_off = |(a, z): (i64, i64)| {
+        if a < z {
+            tz.offset_buckets(a.div_euclid(BUCKET_MS))
+        } else {
+            0
+        }
+    };
+    let (r1_off, r2_off) = (edge_off(split.raw[0]), edge_off(split.raw[1]));
+    let params: [(&str, &dyn rusqlite::ToSql); 10] = [
+        (":qranges", &qranges),
+        (":hranges", &hranges),
+        (":r1_lo", &split.raw[0].0),
+        (":r1_hi", &split.raw[0].1),
+        (":r2_lo", &split.raw[1].0),
+        (":r2_hi", &split.raw[1].1),
+        (":r1_off", &r1_off),
+        (":r2_off", &r2_off),
+        (":platform", &f.platform),
+        (":project", &f.project),
+    ];
     let mut stmt = conn.prepare_cached(&period_sql())?;
-    let rows = stmt.query(as_params(&bound).as_slice())?;
+    let rows = stmt.query(params.as_slice())?;
     let mut last: Option<(i64, String)> = None;
     fold(
         rows,
@@ -363,6 +442,37 @@ mod tests {
             since,
             until,
             ..Filter::default()
+        }
+    }
+
+    /// Every bucket of a segment is read once, from an hour only when no local midnight is
+    /// inside that hour.
+    #[test]
+    fn segments_read_hours_except_where_a_midnight_cuts_one() {
+        for off in [0, 8, 22, 23, -10, -14, 3] {
+            for (a, z) in [(0, 96 * 9), (5, 96 * 3 + 7), (1, 3), (94, 98), (400, 404)] {
+                let (mut q, mut h) = (Vec::new(), Vec::new());
+                plan_segment(a, z, off, &mut q, &mut h);
+                let mut seen = vec![0; (z - a) as usize];
+                for [x, y, o] in &q {
+                    assert_eq!(*o, off);
+                    (*x..*y).for_each(|b| seen[(b - a) as usize] += 1);
+                }
+                for [x, y, o] in &h {
+                    assert_eq!(*o, off);
+                    for hour in *x..*y {
+                        // No local midnight strictly inside an hour read whole.
+                        for b in hour * 4 + 1..hour * 4 + 4 {
+                            assert_ne!((b + off).rem_euclid(96), 0, "off {off} hour {hour}");
+                        }
+                        (hour * 4..hour * 4 + 4).for_each(|b| seen[(b - a) as usize] += 1);
+                    }
+                }
+                assert!(
+                    seen.iter().all(|n| *n == 1),
+                    "off {off} [{a}, {z}): {q:?} {h:?}"
+                );
+            }
         }
     }
 

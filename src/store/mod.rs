@@ -254,6 +254,10 @@ mod tests {
                       count(DISTINCT sk) FROM rollup_q"),
             [18, 22, 33, 44, 14, 3, 1, 3, 2, 1, 2]
         );
+        assert_eq!(
+            q("SELECT sum(input), sum(rows), sum(tool_calls), count(*) FROM rollup_h"),
+            [18, 3, 2, 4]
+        );
         // The same per UTC day, and the tool rollups (the unnamed call is not a tool).
         assert_eq!(
             q("SELECT sum(input), sum(rows), sum(tool_calls), count(*) FROM rollup_d"),
