@@ -165,6 +165,14 @@ impl Decompressor {
     }
 }
 
+/// Decodes one stored payload with a fresh [`Decompressor`] (tests, tools; hot loops reuse one).
+pub fn decode(data: &[u8]) -> Option<String> {
+    let mut buf = Vec::new();
+    Decompressor::default()
+        .decompress_str(data, &mut buf)
+        .map(str::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
