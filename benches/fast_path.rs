@@ -8,9 +8,13 @@
 //! auto-checkpoints and index growth are part of the figures.
 //!
 //! As shipped, the fast path's connection never checkpoints the WAL itself
-//! (`store::no_autocheckpoint`; the slow path's connection does). For comparison: the same run
-//! with SQLite's automatic checkpoint inside the commit, and compression alone at the shipped
-//! level, with a fresh encoder per payload, and at another level.
+//! (`store::no_autocheckpoint`; the slow path's connection does) and compresses against the
+//! preset dictionary (`store::codec`). Side by side, alternating (after, before, after,
+//! before), each on its own fresh database: "before" is the encoding and schema before issue
+//! 9's store work (plain zlib level 1, no dictionary, and the `raw_traces_session` index that
+//! migration 0006 drops). Then the same run with SQLite's automatic checkpoint inside the
+//! commit, and compression alone: the shipped codec, no dictionary, a fresh encoder per
+//! payload, and the dictionary at other levels.
 //!
 //! Run: `cargo bench --bench fast_path` (env `BATCHES`, `BATCH_SIZE` override the counts).
 //! Plain `std::time::Instant`, no harness: it prints one table and a JSON line.
@@ -20,7 +24,7 @@
 use std::time::{Duration, Instant};
 
 use blueplane::event::{Event, Platform, Source};
-use blueplane::store::codec::{Compressor, LEVEL};
+use blueplane::store::codec::{CURRENT, Compressor, DICTIONARIES, LEVEL};
 
 const WORDS: &[&str] = &[
     "phoenix",
@@ -284,16 +288,33 @@ struct Phase {
     avg_payload: usize,
 }
 
+/// What a phase runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Variant {
+    /// As shipped.
+    Shipped,
+    /// Before issue 9's store work: no dictionary, level 1, the `raw_traces_session` index.
+    Before,
+    /// As shipped, but SQLite's automatic WAL checkpoint inside the commit.
+    CheckpointInCommit,
+}
+
 /// Commits `warmup + batches` batches through `fast_path::insert_batch` on a fresh file
-/// database; `setup` may change the writer connection first (what-if variants).
-fn phase(batches: usize, size: usize, warmup: usize, shipped: bool) -> Phase {
+/// database.
+fn phase(batches: usize, size: usize, warmup: usize, variant: Variant) -> Phase {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("telemetry.db");
     let mut conn = blueplane::store::open_writer(&db).expect("open writer");
-    if shipped {
+    if variant != Variant::CheckpointInCommit {
         blueplane::store::no_autocheckpoint(&conn).expect("fast path pragmas");
     }
-    let mut zlib = Compressor::default();
+    let mut zlib = if variant == Variant::Before {
+        conn.execute_batch("CREATE INDEX raw_traces_session ON raw_traces (session_id, ts)")
+            .expect("old index");
+        Compressor::with_dictionary(None, 1)
+    } else {
+        Compressor::default()
+    };
     let mut batches_gen = Batches::new(0x9e37_79b9_7f4a_7c15, size);
     let mut times = Vec::with_capacity(batches);
     let mut payload_bytes = 0usize;
@@ -358,22 +379,85 @@ fn report(label: &str, p: &Phase, size: usize) {
     );
 }
 
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; arguments are ignored.
     let batches = env_or("BATCHES", 2000);
     let size = env_or("BATCH_SIZE", 100);
+    let rounds = env_or("ROUNDS", 2);
     let warmup = 50;
 
-    let shipped = phase(batches, size, warmup, true);
+    // Side by side: after, before, after, before, ...
+    let mut after = Vec::new();
+    let mut before = Vec::new();
+    for _ in 0..rounds {
+        after.push(phase(batches, size, warmup, Variant::Shipped));
+        before.push(phase(batches, size, warmup, Variant::Before));
+    }
     println!(
-        "fast_path::insert_batch, as shipped (fast path pragmas, zlib level {LEVEL}): {batches} batches of {size} events (+{warmup} warm-up), avg payload {} B",
-        shipped.avg_payload
+        "fast_path::insert_batch: {batches} batches of {size} events (+{warmup} warm-up) per run, avg payload {} B, {rounds} runs each, alternating",
+        after[0].avg_payload
     );
-    report("", &shipped, size);
+    for (i, (a, b)) in after.iter().zip(&before).enumerate() {
+        report(
+            &format!(
+                "run {}: as shipped (dictionary {} B, zlib level {LEVEL}, no raw_traces_session)",
+                i + 1,
+                DICTIONARIES[CURRENT].len()
+            ),
+            a,
+            size,
+        );
+        report(
+            &format!(
+                "run {}: before (no dictionary, zlib level 1, raw_traces_session)",
+                i + 1
+            ),
+            b,
+            size,
+        );
+    }
+    let p95 = |v: &[Phase]| {
+        median(
+            &mut v
+                .iter()
+                .map(|p| ms(pct(&p.times, 0.95)))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let p50 = |v: &[Phase]| {
+        median(
+            &mut v
+                .iter()
+                .map(|p| ms(pct(&p.times, 0.50)))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let db = |v: &[Phase]| {
+        median(
+            &mut v
+                .iter()
+                .map(|p| p.db_bytes as f64 + p.wal_bytes as f64)
+                .collect::<Vec<_>>(),
+        )
+    };
+    println!(
+        "median of runs: p50 {:.3} -> {:.3} ms, p95 {:.3} -> {:.3} ms, db+wal {:.1} -> {:.1} MB (before -> after)",
+        p50(&before),
+        p50(&after),
+        p95(&before),
+        p95(&after),
+        db(&before) / 1e6,
+        db(&after) / 1e6
+    );
 
     // Comparison: SQLite's automatic WAL checkpoint inside the commit (a checkpoint copies
     // the WAL into the database and fsyncs it in the commit that crosses 1000 pages).
-    let with_ckpt = phase(batches, size, warmup, false);
+    let with_ckpt = phase(batches, size, warmup, Variant::CheckpointInCommit);
     report(
         "comparison: automatic WAL checkpoint in the commit (before 2026-11-22)",
         &with_ckpt,
@@ -388,62 +472,75 @@ fn main() {
         .flatten()
         .map(|e| e.payload.len())
         .sum();
-    let mut codec = Compressor::default();
-    let (cur, cur_bytes) = time_batches(&sample_batches, |b| {
-        b.iter()
-            .map(|e| codec.compress(e.payload.as_bytes()).len())
-            .sum()
-    });
+    let mut rows: Vec<(String, Vec<Duration>, usize)> = Vec::new();
+    let mut run = |name: String, c: &mut Compressor| {
+        let (t, b) = time_batches(&sample_batches, |b| {
+            b.iter()
+                .map(|e| c.compress(e.payload.as_bytes()).len())
+                .sum()
+        });
+        rows.push((name, t, b));
+    };
+    run(
+        format!("store::codec::Compressor (shipped: dictionary, level {LEVEL})"),
+        &mut Compressor::default(),
+    );
+    run(
+        "no dictionary, level 1 (before)".to_string(),
+        &mut Compressor::with_dictionary(None, 1),
+    );
+    for level in [1, 2, 3, 6] {
+        if level != LEVEL {
+            run(
+                format!("dictionary, level {level}"),
+                &mut Compressor::with_dictionary(Some(DICTIONARIES[CURRENT]), level),
+            );
+        }
+    }
     let (fresh, fresh_bytes) = time_batches(&sample_batches, |b| {
         b.iter()
-            .map(|e| compress_fresh(LEVEL, e.payload.as_bytes()))
+            .map(|e| compress_fresh(1, e.payload.as_bytes()))
             .sum()
     });
-    let other = if LEVEL == 1 { 3 } else { 1 };
+    rows.push((
+        "fresh ZlibEncoder per payload, level 1".to_string(),
+        fresh,
+        fresh_bytes,
+    ));
     let mut out = Vec::new();
-    let mut c_other = flate2::Compress::new(flate2::Compression::new(other), true);
+    let mut c3 = flate2::Compress::new(flate2::Compression::new(3), true);
     let (re, re_bytes) = time_batches(&sample_batches, |b| {
         b.iter()
-            .map(|e| compress_reused(&mut c_other, &mut out, e.payload.as_bytes()))
+            .map(|e| compress_reused(&mut c3, &mut out, e.payload.as_bytes()))
             .sum()
     });
+    rows.push((
+        "reused flate2::Compress, no dictionary, level 3".to_string(),
+        re,
+        re_bytes,
+    ));
     println!("compression only, per batch of {size} (200 batches):");
-    for (name, t, b) in [
-        (
-            format!("store::codec::Compressor (reused, level {LEVEL})"),
-            &cur,
-            cur_bytes,
-        ),
-        (
-            format!("fresh ZlibEncoder per payload, level {LEVEL}"),
-            &fresh,
-            fresh_bytes,
-        ),
-        (
-            format!("reused flate2::Compress, level {other}"),
-            &re,
-            re_bytes,
-        ),
-    ] {
+    for (name, t, b) in &rows {
         println!(
-            "  {name:44} p50 {:7.3} ms  p95 {:7.3} ms  ratio {:.2}",
+            "  {name:52} p50 {:7.3} ms  p95 {:7.3} ms  ratio {:.3}",
             ms(pct(t, 0.50)),
             ms(pct(t, 0.95)),
-            b as f64 / raw as f64
+            *b as f64 / raw as f64
         );
     }
-    let t = &shipped.times;
+    let t = &after[0].times;
     let w = &with_ckpt.times;
     println!(
-        "{{\"bench\":\"fast_path\",\"batches\":{batches},\"batch_size\":{size},\"avg_payload_bytes\":{},\"zlib_level\":{LEVEL},\"p50_ms\":{:.4},\"p95_ms\":{:.4},\"p99_ms\":{:.4},\"max_ms\":{:.4},\"mean_ms\":{:.4},\"checkpoint_in_commit_p50_ms\":{:.4},\"checkpoint_in_commit_p95_ms\":{:.4},\"compress_p50_ms\":{:.4}}}",
-        shipped.avg_payload,
-        ms(pct(t, 0.50)),
-        ms(pct(t, 0.95)),
-        ms(pct(t, 0.99)),
+        "{{\"bench\":\"fast_path\",\"batches\":{batches},\"batch_size\":{size},\"avg_payload_bytes\":{},\"zlib_level\":{LEVEL},\"dictionary_bytes\":{},\"p50_ms\":{:.4},\"p95_ms\":{:.4},\"before_p50_ms\":{:.4},\"before_p95_ms\":{:.4},\"max_ms\":{:.4},\"checkpoint_in_commit_p50_ms\":{:.4},\"checkpoint_in_commit_p95_ms\":{:.4},\"compress_p50_ms\":{:.4}}}",
+        after[0].avg_payload,
+        DICTIONARIES[CURRENT].len(),
+        p50(&after),
+        p95(&after),
+        p50(&before),
+        p95(&before),
         ms(t[t.len() - 1]),
-        ms(shipped.total) / t.len() as f64,
         ms(pct(w, 0.50)),
         ms(pct(w, 0.95)),
-        ms(pct(&cur, 0.50)),
+        ms(pct(&rows[0].1, 0.50)),
     );
 }

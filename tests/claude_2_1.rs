@@ -12,7 +12,6 @@
 
 mod support;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -144,10 +143,7 @@ fn scan_sqlite(db: &Path) -> usize {
         .expect("rows");
     assert!(!payloads.is_empty(), "no raw_traces rows");
     for (kind, p) in payloads {
-        let mut s = String::new();
-        flate2::read::ZlibDecoder::new(&p[..])
-            .read_to_string(&mut s)
-            .expect("zlib");
+        let s = blueplane::store::codec::decode(&p).expect("zlib");
         assert_clean(
             &format!("raw_traces payload of a '{kind}' record"),
             s.as_bytes(),

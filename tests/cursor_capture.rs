@@ -5,7 +5,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -150,9 +149,7 @@ fn sqlite_dump(db: &Path) -> String {
         .collect::<Result<_, _>>()
         .unwrap();
     for p in payloads {
-        flate2::read::ZlibDecoder::new(&p[..])
-            .read_to_string(&mut out)
-            .expect("zlib");
+        out.push_str(&blueplane::store::codec::decode(&p).expect("zlib"));
         out.push('\n');
     }
     let tables: Vec<String> = c
@@ -321,10 +318,7 @@ fn ingest_captures_streaming_rewrites() {
             |r| r.get(0),
         )
         .unwrap();
-    let mut s = String::new();
-    flate2::read::ZlibDecoder::new(&z[..])
-        .read_to_string(&mut s)
-        .unwrap();
+    let s = blueplane::store::codec::decode(&z).unwrap();
     let v: Value = serde_json::from_str(&s).unwrap();
     assert_eq!(v["text"], text.as_str());
     let _ = Command::new("kill").arg(ingest.id().to_string()).status();

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::io::Read;
 use std::path::Path;
 
 use support::Env;
@@ -86,10 +85,7 @@ fn scan_sqlite(db: &Path) -> usize {
         .expect("rows");
     assert!(!payloads.is_empty());
     for p in payloads {
-        let mut s = String::new();
-        flate2::read::ZlibDecoder::new(&p[..])
-            .read_to_string(&mut s)
-            .expect("zlib");
+        let s = blueplane::store::codec::decode(&p).expect("zlib");
         assert_clean("raw_traces payload", s.as_bytes());
         scanned += 1;
     }

@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schemas/sql/0003_hooks_costs_usage.sql"),
     include_str!("../../schemas/sql/0004_cursor.sql"),
     include_str!("../../schemas/sql/0005_rollups.sql"),
+    include_str!("../../schemas/sql/0006_store.sql"),
 ];
 
 /// The schema version that adds the rollup tables; a store migrated past it gets its rollups
@@ -110,6 +111,33 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     let mut conn = Connection::open(path)?;
     pragmas(&mut conn)?;
     migrate(&conn, path)?;
+    Ok(conn)
+}
+
+/// The schema version this binary writes (`user_version` after [`open_writer`]).
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// A new database with only the first `version` migrations applied, as an older blueplane
+/// left it: for upgrade tests. [`open_writer`] brings it up to date.
+///
+/// # Errors
+/// SQLite errors; `version` above [`SCHEMA_VERSION`] is an error too.
+#[doc(hidden)]
+pub fn create_at_version(path: &Path, version: usize) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::TooNew {
+            path: path.display().to_string(),
+            found: version as i64,
+            supported: MIGRATIONS.len() as i64,
+        });
+    }
+    conn.execute_batch("PRAGMA journal_mode=WAL")?;
+    for (i, sql) in MIGRATIONS.iter().take(version).enumerate() {
+        conn.execute_batch(sql)?;
+        conn.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+    }
+    conn.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID}"))?;
     Ok(conn)
 }
 
@@ -324,6 +352,95 @@ mod tests {
             })
             .unwrap();
         assert_eq!(seq_b, 8);
+    }
+
+    fn index_names(c: &Connection, table: &str) -> Vec<String> {
+        c.prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ?1 ORDER BY name",
+        )
+        .unwrap()
+        .query_map([table], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    #[test]
+    fn the_store_migration_upgrades_a_previous_version_store() {
+        // The store as the schema version before 0006 left it.
+        let prev = MIGRATIONS
+            .iter()
+            .position(|m| m.starts_with("-- 0006: store footprint"))
+            .expect("0006 registered");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let c = create_at_version(&path, prev).unwrap();
+        assert!(index_names(&c, "raw_traces").contains(&"raw_traces_session".to_string()));
+        // A payload as every blueplane before 0006 wrote it: plain zlib, level 1.
+        let old = codec::Compressor::with_dictionary(None, 1).compress(b"{\"type\":\"user\"}");
+        c.execute(
+            "INSERT INTO raw_traces (id, platform, kind, session_id, ts, source, source_offset, payload, received_at)
+             VALUES ('a', 'claude_code', 'user', 's', 5, '/f.jsonl', 0, ?1, 1)",
+            [&old],
+        )
+        .unwrap();
+        drop(c);
+        let w = open_writer(&path).unwrap();
+        let v: i64 = w
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION as i64);
+        // Only the index nothing read is gone; the dedup key stays unique.
+        let idx = index_names(&w, "raw_traces");
+        assert!(!idx.contains(&"raw_traces_session".to_string()), "{idx:?}");
+        assert!(
+            idx.contains(&"sqlite_autoindex_raw_traces_1".to_string()),
+            "{idx:?}"
+        );
+        assert!(
+            w.execute(
+                "INSERT INTO raw_traces (id, platform, kind, source, payload, received_at)
+                 VALUES ('a', 'claude_code', 'user', 'f', x'00', 2)",
+                [],
+            )
+            .is_err()
+        );
+        // The old row decodes, and a new one (with the dictionary) sits beside it.
+        let new = codec::Compressor::default().compress(b"{\"type\":\"assistant\"}");
+        w.execute(
+            "INSERT INTO raw_traces (id, platform, kind, source, source_offset, payload, received_at)
+             VALUES ('b', 'claude_code', 'assistant', '/f.jsonl', 20, ?1, 3)",
+            [&new],
+        )
+        .unwrap();
+        let mut d = codec::Decompressor::default();
+        let mut buf = Vec::new();
+        let rows: Vec<(String, Vec<u8>)> = w
+            .prepare("SELECT id, payload FROM raw_traces ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let texts: Vec<(String, String)> = rows
+            .iter()
+            .map(|(id, p)| {
+                (
+                    id.clone(),
+                    d.decompress_str(p, &mut buf).unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                ("a".to_string(), "{\"type\":\"user\"}".to_string()),
+                ("b".to_string(), "{\"type\":\"assistant\"}".to_string())
+            ]
+        );
+        drop(w);
+        // Opening again is a no-op.
+        open_writer(&path).unwrap();
     }
 
     #[test]

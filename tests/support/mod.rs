@@ -181,7 +181,6 @@ pub fn table_counts(db: &Path) -> Vec<(String, i64)> {
 
 /// Every `raw_traces` payload, decompressed, concatenated (for grepping: privacy tests).
 pub fn raw_payloads(db: &Path) -> String {
-    use std::io::Read;
     let c = rusqlite::Connection::open(db).expect("open db");
     let mut s = c
         .prepare("SELECT payload FROM raw_traces")
@@ -192,9 +191,7 @@ pub fn raw_payloads(db: &Path) -> String {
     let mut out = String::new();
     for b in rows {
         let b = b.expect("payload");
-        flate2::read::ZlibDecoder::new(&b[..])
-            .read_to_string(&mut out)
-            .expect("zlib payload");
+        out.push_str(&blueplane::store::codec::decode(&b).expect("zlib payload"));
         out.push('\n');
     }
     out
