@@ -6,7 +6,7 @@ For every call variant it prints p50 / p95 / max per binary, and checks that bot
 return the same structuredContent (ignoring `source`, which says where a figure came from).
 
 Usage:
-  tool_p95.py --a BIN --a-home DIR --b BIN --b-home DIR [--calls 20] [--claude-dir DIR]
+  tool_p95.py --a BIN --a-home DIR [--b BIN --b-home DIR] [--calls 20] [--claude-dir DIR]
 
 The homes must hold stores of the same history (e.g. one backfilled by each binary). Prints
 one JSON object; exits 1 when the answers differ.
@@ -96,32 +96,36 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--a", required=True)
     ap.add_argument("--a-home", required=True)
-    ap.add_argument("--b", required=True)
-    ap.add_argument("--b-home", required=True)
+    ap.add_argument("--b", help="second binary (omit to time one binary alone)")
+    ap.add_argument("--b-home")
     ap.add_argument("--claude-dir", default="/nonexistent")
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--settle", type=float, default=3.0)
     a = ap.parse_args()
-    servers = {"a": Server(a.a, a.a_home, a.claude_dir), "b": Server(a.b, a.b_home, a.claude_dir)}
+    servers = {"a": Server(a.a, a.a_home, a.claude_dir)}
+    if a.b:
+        servers["b"] = Server(a.b, a.b_home, a.claude_dir)
+    sides = list(servers)
     time.sleep(a.settle)
     out, same = [], True
     for name, args in CALLS:
-        times = {"a": [], "b": []}
+        times = {side: [] for side in sides}
         answers = {}
-        for side in ("a", "b"):  # warm-up
+        for side in sides:  # warm-up
             answers[side] = strip(servers[side].tool(name, args)[1])
         for _ in range(a.calls):
-            for side in ("a", "b"):
+            for side in sides:
                 ms, _ = servers[side].tool(name, args)
                 times[side].append(ms)
-        equal = name == "get_pipeline_status" or answers["a"] == answers["b"]
+        equal = name == "get_pipeline_status" or len(sides) == 1 or answers["a"] == answers["b"]
         same &= equal
         row = {"tool": name, "args": args, "same_answer": equal}
-        for side in ("a", "b"):
+        for side in sides:
             xs = times[side]
             row[side] = {"p50": round(statistics.median(xs), 2), "p95": round(pct(xs, 0.95), 2), "max": round(max(xs), 2)}
         out.append(row)
-        print(f"{name} {json.dumps(args)}: a p95 {row['a']['p95']} ms, b p95 {row['b']['p95']} ms, same={equal}", file=sys.stderr)
+        p95s = ", ".join(f"{side} p95 {row[side]['p95']} ms" for side in sides)
+        print(f"{name} {json.dumps(args)}: {p95s}, same={equal}", file=sys.stderr)
     for s in servers.values():
         s.close()
     print(json.dumps({"calls": a.calls, "load": os.getloadavg(), "results": out}, indent=1))
