@@ -39,6 +39,8 @@ pub struct Running {
     pub capture_shutdown: CancellationToken,
     pub shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// Checkpoints the WAL beside the writers; stopped after them.
+    checkpointer: Option<crate::store::checkpoint::Checkpointer>,
 }
 
 impl Running {
@@ -52,6 +54,10 @@ impl Running {
             .is_err()
         {
             tracing::warn!("Pipeline tasks did not stop in time");
+        }
+        if let Some(c) = self.checkpointer {
+            // Joins its thread, which wakes at once.
+            let _ = tokio::task::spawn_blocking(move || drop(c)).await;
         }
     }
 }
@@ -73,9 +79,13 @@ pub async fn start(cfg: &Config, queue: &Queue, capture: bool) -> anyhow::Result
     let shutdown = CancellationToken::new();
     let capture_shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
-    let fast = FastPath::new(queue.clone(), &db, name.clone()).await?;
+    let mut fast = FastPath::new(queue.clone(), &db, name.clone()).await?;
+    let mut slow = SlowPath::new(queue.clone(), &db, name.clone()).await?;
+    // Neither writer's commit pays for a WAL checkpoint: one thread runs them beside both.
+    let checkpointer = crate::store::checkpoint::Checkpointer::start(&db)?;
+    fast.checkpoint_with(&checkpointer)?;
+    slow.checkpoint_with(&checkpointer)?;
     tasks.spawn(fast.run(shutdown.clone()));
-    let slow = SlowPath::new(queue.clone(), &db, name.clone()).await?;
     tasks.spawn(slow.run(shutdown.clone()));
     let managed = cfg.redis_url.is_none().then(|| cfg.home.clone());
     tasks.spawn(maintenance(
@@ -99,6 +109,7 @@ pub async fn start(cfg: &Config, queue: &Queue, capture: bool) -> anyhow::Result
         capture_shutdown,
         shutdown,
         tasks,
+        checkpointer: Some(checkpointer),
     })
 }
 

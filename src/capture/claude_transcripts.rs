@@ -21,6 +21,10 @@ use crate::event::Event;
 use crate::privacy::PrivacyMode;
 use crate::queue::{CURSORS, CursorWrite, DeadLetter};
 
+/// Files read ahead at most: the one after the file being published (one more while a
+/// caller asks for the next before the current one is taken).
+const READ_AHEAD: usize = 2;
+
 /// Events per publish (and per cursor move).
 pub const PUBLISH_BATCH: usize = 2_000;
 
@@ -30,7 +34,12 @@ pub struct ClaudeTranscripts {
     mode: PrivacyMode,
     /// Path -> how far it was captured.
     cursors: HashMap<String, FileCursor>,
+    /// Reads started ahead of their files, oldest first (at most [`READ_AHEAD`]): (path, the
+    /// cursor it started from, the read).
+    ahead: Vec<(String, Option<FileCursor>, ReadTask)>,
 }
+
+type ReadTask = tokio::task::JoinHandle<std::io::Result<ReadChunk>>;
 
 impl ClaudeTranscripts {
     /// A source with no cursors yet (see [`CaptureSource::load_cursors`]).
@@ -39,7 +48,25 @@ impl ClaudeTranscripts {
             dirs,
             mode,
             cursors: HashMap::new(),
+            ahead: Vec::new(),
         }
+    }
+
+    /// Starts reading `path` (from its current cursor) in the background, so that it is
+    /// parsed while the file before it is published; [`ClaudeTranscripts::capture_file`]
+    /// takes the result if the cursor has not moved meanwhile.
+    pub fn read_ahead(&mut self, path: &Path) {
+        let key = path.display().to_string();
+        let prev = self.cursors.get(&key).copied();
+        if self.ahead.iter().any(|(k, p, _)| *k == key && *p == prev) {
+            return;
+        }
+        self.ahead.retain(|(k, ..)| *k != key);
+        if self.ahead.len() >= READ_AHEAD {
+            self.ahead.remove(0);
+        }
+        let read = spawn_read(path, &FileContext::for_path(path), prev, self.mode);
+        self.ahead.push((key, prev, read));
     }
 
     /// Captures the new complete lines of one file.
@@ -59,37 +86,23 @@ impl ClaudeTranscripts {
             files: 1,
             ..CaptureStats::default()
         };
+        // A read started ahead counts only if it started from the cursor the file has now.
+        let mut pending = None;
+        if let Some(i) = self.ahead.iter().position(|(k, ..)| *k == key) {
+            let (_, prev, read) = self.ahead.swap_remove(i);
+            if prev == self.cursors.get(&key).copied() {
+                pending = Some(read);
+            }
+        }
         loop {
             if stop.is_cancelled() {
                 return Err(CaptureError::Stopped);
             }
-            let prev = self.cursors.get(&key).copied();
-            let mode = self.mode;
-            let p = path.to_path_buf();
-            let ctx2 = ctx.clone();
-            let read = tokio::task::spawn_blocking(move || {
-                let chunk = tailer::read_new(&p, prev)?;
-                let parsed: Vec<(u64, u64, Parsed)> = chunk
-                    .lines()
-                    .map(|(off, line)| {
-                        (
-                            off,
-                            off + line.len() as u64 + 1,
-                            claude_code::parse_line(&ctx2, off, line, mode),
-                        )
-                    })
-                    .collect();
-                Ok::<_, std::io::Error>((
-                    chunk.next,
-                    chunk.skipped,
-                    chunk.restarted,
-                    chunk.more,
-                    parsed,
-                    prev,
-                ))
-            })
-            .await;
-            let (next, skipped, restarted, more, parsed, prev) = match read {
+            let read = match pending.take() {
+                Some(r) => r,
+                None => spawn_read(path, &ctx, self.cursors.get(&key).copied(), self.mode),
+            };
+            let (next, skipped, restarted, more, parsed, prev) = match read.await {
                 Ok(Ok(r)) => r,
                 Ok(Err(e)) => {
                     // Vanished or unreadable: nothing to capture now; a rescan retries.
@@ -106,6 +119,11 @@ impl ClaudeTranscripts {
             }
             if prev.is_some_and(|p| p == next) && parsed.is_empty() && skipped.is_none() {
                 return Ok(stats);
+            }
+            // The next chunk is read and parsed while this one is published; the cursor it
+            // starts from is the one this chunk's last publish writes.
+            if more {
+                pending = Some(spawn_read(path, &ctx, Some(next), self.mode));
             }
             let mut batch = Pending::default();
             if let Some((off, len)) = skipped {
@@ -200,8 +218,12 @@ impl ClaudeTranscripts {
         progress: &mut Progress<'_>,
     ) -> Result<CaptureStats, CaptureError> {
         let mut total = CaptureStats::default();
-        for (path, _) in self.files() {
-            total += self.capture_file(&path, sink, stop, progress).await?;
+        let files = self.files();
+        for (i, (path, _)) in files.iter().enumerate() {
+            if let Some((next, _)) = files.get(i + 1) {
+                self.read_ahead(next);
+            }
+            total += self.capture_file(path, sink, stop, progress).await?;
         }
         Ok(total)
     }
@@ -214,7 +236,10 @@ impl ClaudeTranscripts {
         progress: &mut Progress<'_>,
     ) -> Result<CaptureStats, CaptureError> {
         let mut each = Each::default();
-        for p in paths {
+        for (i, p) in paths.iter().enumerate() {
+            if let Some(next) = paths.get(i + 1).filter(|n| *n != p) {
+                self.read_ahead(next);
+            }
             each.add(self.capture_file(p, sink, stop, progress).await)?;
         }
         each.finish()
@@ -231,6 +256,8 @@ impl CaptureSource for ClaudeTranscripts {
     }
 
     fn load_cursors(&mut self, stored: HashMap<String, String>) {
+        // Reads started from the old cursors are not used once the cursors are replaced.
+        self.ahead.clear();
         self.cursors = stored
             .into_iter()
             .filter_map(|(k, v)| FileCursor::decode(&v).map(|c| (k, c)))
@@ -287,6 +314,54 @@ impl CaptureSource for ClaudeTranscripts {
     ) -> BoxFuture<'a, Result<CaptureStats, CaptureError>> {
         Box::pin(self.capture_changed(paths, sink, stop, progress))
     }
+
+    fn read_ahead(&mut self, path: &Path) {
+        ClaudeTranscripts::read_ahead(self, path);
+    }
+}
+
+/// What reading one chunk of a transcript gives: the cursor after it, an over-long line
+/// skipped (offset, length), whether the file was restarted, whether more follows, the parsed
+/// lines (offset, end, what the line is) and the cursor it started from.
+type ReadChunk = (
+    FileCursor,
+    Option<(u64, u64)>,
+    bool,
+    bool,
+    Vec<(u64, u64, Parsed)>,
+    Option<FileCursor>,
+);
+
+/// Reads and parses the chunk of `path` after `prev` on the blocking pool.
+fn spawn_read(
+    path: &Path,
+    ctx: &FileContext,
+    prev: Option<FileCursor>,
+    mode: PrivacyMode,
+) -> ReadTask {
+    let p = path.to_path_buf();
+    let ctx = ctx.clone();
+    tokio::task::spawn_blocking(move || {
+        let chunk = tailer::read_new(&p, prev)?;
+        let parsed: Vec<(u64, u64, Parsed)> = chunk
+            .lines()
+            .map(|(off, line)| {
+                (
+                    off,
+                    off + line.len() as u64 + 1,
+                    claude_code::parse_line(&ctx, off, line, mode),
+                )
+            })
+            .collect();
+        Ok((
+            chunk.next,
+            chunk.skipped,
+            chunk.restarted,
+            chunk.more,
+            parsed,
+            prev,
+        ))
+    })
 }
 
 /// One publish being assembled.
@@ -567,6 +642,51 @@ mod tests {
         let r = source(&d).scan(&mut sink, &stop, &mut |_| {}).await;
         assert!(matches!(r, Err(CaptureError::Stopped)));
         assert!(sink.batches.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_read_ahead_is_used_once_and_only_from_the_cursor_it_started_at() {
+        let (d, path) = transcript(&format!("{USER}\n"));
+        let mut src = source(&d);
+        let mut sink = MemorySink::default();
+        let stop = CancellationToken::new();
+        // Read ahead, then the file grows (before or after the read): every line once.
+        src.read_ahead(&path);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(format!("{LATER}\n").as_bytes())
+            .unwrap();
+        for _ in 0..3 {
+            src.capture_file(&path, &mut sink, &stop, &mut |_| {})
+                .await
+                .unwrap();
+        }
+        let second = USER.len() as u64 + 1;
+        assert_eq!(
+            events(&sink),
+            vec![("u1".to_string(), 0), ("u2".to_string(), second)]
+        );
+        // A read ahead whose file's cursor moved since it started is not used.
+        let key = path.display().to_string();
+        let end = src.cursors[&key];
+        src.cursors
+            .insert(key.clone(), FileCursor { offset: 0, ..end });
+        src.read_ahead(&path);
+        src.cursors.insert(
+            key.clone(),
+            FileCursor {
+                offset: second,
+                ..end
+            },
+        );
+        let mut again = MemorySink::default();
+        src.capture_file(&path, &mut again, &stop, &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!(events(&again), vec![("u2".to_string(), second)]);
+        assert!(src.ahead.is_empty());
     }
 
     #[tokio::test]

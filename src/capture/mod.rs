@@ -225,6 +225,14 @@ impl Capture {
         }
     }
 
+    /// A hint that `path` is captured next: its source may start reading it now (see
+    /// [`CaptureSource::read_ahead`]).
+    pub fn read_ahead(&mut self, path: &Path) {
+        if let Some(i) = self.owner(path) {
+            self.sources[i].read_ahead(path);
+        }
+    }
+
     async fn on_change(
         &mut self,
         source: usize,

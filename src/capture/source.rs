@@ -86,6 +86,11 @@ pub trait CaptureSource: Send {
         progress: &'a mut Progress<'_>,
     ) -> BoxFuture<'a, Result<CaptureStats, CaptureError>>;
 
+    /// A hint that `path` is captured next (through [`CaptureSource::on_change`]): a source
+    /// may start reading and parsing it now, while the file before it is published. Reading
+    /// ahead never moves a cursor.
+    fn read_ahead(&mut self, _path: &Path) {}
+
     /// Paths with new content found by polling rather than watching (Cursor's `PRAGMA
     /// data_version`), asked on every poll tick of the runner (twice a second; a source
     /// throttles itself). The runner captures them through [`CaptureSource::on_change`].

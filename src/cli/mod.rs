@@ -552,8 +552,13 @@ async fn scan_under_lease(
             let mut files = 0;
             let mut part = CaptureStats::default();
             let mut result = Ok(());
-            for (path, _) in capture.files() {
-                match capture.capture_file(&path, &mut progress).await {
+            let paths = capture.files();
+            for (i, (path, _)) in paths.iter().enumerate() {
+                // The next file is read and parsed while this one is published.
+                if let Some((next, _)) = paths.get(i + 1) {
+                    capture.read_ahead(next);
+                }
+                match capture.capture_file(path, &mut progress).await {
                     Ok(s) => {
                         files += 1;
                         part += s;

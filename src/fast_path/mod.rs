@@ -1,6 +1,7 @@
 //! Layer 2, fast path: `bp:events` -> `raw_traces`, nothing else.
 //!
-//! Reads batches (at most [`BATCH`] events or [`BATCH_WAIT`]) through the `fastpath` consumer
+//! Reads batches (at most [`BATCH`] events or [`BATCH_WAIT`]; [`BACKLOG_BATCH`] while a backlog
+//! drains, after a read that came back full) through the `fastpath` consumer
 //! group, compresses each payload with zlib and inserts the batch in one transaction with
 //! `INSERT OR IGNORE` on the event id. Only after the commit does it acknowledge the batch,
 //! atomically with a change-feed entry for the slow path.
@@ -27,6 +28,9 @@ use crate::store::codec::Compressor;
 use crate::store::{Failure, StoreError, classify};
 
 pub const BATCH: usize = 100;
+/// Entries per read while a backlog is draining (a read came back full): a backfill's
+/// transactions and round trips are 10x fewer, while a live batch is still at most [`BATCH`].
+pub const BACKLOG_BATCH: usize = 1_000;
 pub const BATCH_WAIT: Duration = Duration::from_millis(100);
 /// How long an idle read blocks. XREADGROUP returns as soon as any entry arrives, so this
 /// adds no latency; it only bounds idle wake-ups and the time shutdown waits for a step.
@@ -124,6 +128,8 @@ pub struct FastPath {
     /// The reader connection's `CLIENT ID`, to end its blocked read at shutdown; fetched
     /// again after a failed read (the connection may have been replaced).
     reader_id: Option<i64>,
+    /// The last read came back full: read [`BACKLOG_BATCH`] next.
+    backlogged: bool,
 }
 
 /// Redis set of stream ids being stored alone after too many deliveries; one still there
@@ -149,7 +155,19 @@ impl FastPath {
             consumer,
             held: Vec::new(),
             reader_id: None,
+            backlogged: false,
         })
+    }
+
+    /// Leaves this connection's WAL checkpoints to `c` (see [`crate::store::checkpoint`]).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn checkpoint_with(
+        &mut self,
+        c: &crate::store::checkpoint::Checkpointer,
+    ) -> Result<(), FastPathError> {
+        Ok(c.attach(&mut self.conn)?)
     }
 
     /// Entries held back by a store outage.
@@ -224,12 +242,17 @@ impl FastPath {
             // Without an id (an ACL refusing `CLIENT`), a stop waits out the block as before.
             self.reader_id = self.reader.client_id().await.ok();
         }
+        let count = if self.backlogged {
+            BACKLOG_BATCH
+        } else {
+            BATCH
+        };
         let read = {
             let read = self.reader.read_group(
                 queue::EVENTS,
                 queue::FAST_GROUP,
                 &self.consumer,
-                BATCH,
+                count,
                 IDLE_BLOCK,
             );
             tokio::pin!(read);
@@ -250,10 +273,12 @@ impl FastPath {
             Ok(e) => e,
             Err(e) => {
                 self.reader_id = None;
+                self.backlogged = false;
                 return Err(e.into());
             }
         };
         let n = entries.len();
+        self.backlogged = n >= BATCH;
         self.store(entries.into_iter().map(|e| (e, 1)).collect())
             .await?;
         Ok(n)

@@ -256,6 +256,18 @@ impl SlowPath {
         })
     }
 
+    /// Leaves this connection's WAL checkpoints to `c` (see [`crate::store::checkpoint`]);
+    /// without it the connection keeps SQLite's automatic checkpoints.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn checkpoint_with(
+        &mut self,
+        c: &crate::store::checkpoint::Checkpointer,
+    ) -> Result<(), SlowPathError> {
+        Ok(c.attach(&mut self.conn)?)
+    }
+
     /// Runs until `shutdown`.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut redis = self.queue.conn();

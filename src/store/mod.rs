@@ -6,6 +6,7 @@
 //! `raw_traces`: the rule "interfaces never see raw traces" holds at runtime, not by
 //! convention (invariant 1).
 
+pub mod checkpoint;
 pub mod codec;
 
 use std::path::Path;
@@ -185,9 +186,10 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Stops this connection from checkpointing the WAL on commit. The fast path uses it so a
-/// batch commit never pays for a checkpoint (the dominant part of its p95); the slow path's
-/// connection keeps SQLite's automatic checkpoints, so the WAL still stays small.
+/// Stops this connection from checkpointing the WAL on commit, so a commit never pays for a
+/// checkpoint (the dominant part of the fast path's p95). In the pipeline both writers leave
+/// checkpoints to [`checkpoint::Checkpointer`], a thread of its own that keeps the WAL small;
+/// a writer without one (a slow path alone) keeps SQLite's automatic checkpoints.
 ///
 /// # Errors
 /// SQLite errors.
