@@ -644,7 +644,8 @@ class Session:
             self.meta({"type": "permission-mode", "permissionMode": self.perm})
             tool = g.uuid()
             for name, cmd in g.t.session_hooks:
-                self.hook_success("SessionStart", name, cmd, tool, stdout="blueplane: capture is running\n")
+                self.hook_success("SessionStart", name, cmd, tool,
+                                  stdout="blueplane: capture is running\n" if "blueplane" in cmd else "")
             if self.mcp:
                 self.attachment({"type": "deferred_tools_delta", "addedNames": self.DEFERRED,
                                  "addedLines": self.DEFERRED, "removedNames": []})
