@@ -5,7 +5,8 @@ What is left is the same conversation (user, assistant, system, file-history-sna
 queue-operation lines), so every token count and cost derived from it must equal the
 one derived from the full corpus: the new types carry no tokens of their own.
 
-Usage: strip_corpus.py SRC DST   (SRC and DST hold projects/; DST is replaced)
+Usage: strip_corpus.py SRC DST [TYPE,TYPE…]   (SRC and DST hold projects/; DST is replaced;
+       TYPEs: drop only these, e.g. api-request,api-request-blob,api-request-shape)
 """
 
 import json
@@ -19,6 +20,7 @@ NEW = {"atis-latch", "api-request-shape", "api-request-blob", "api-request", "to
 
 def main():
     src, dst = sys.argv[1], sys.argv[2]
+    drop = set(sys.argv[3].split(",")) if len(sys.argv) > 3 else NEW
     if os.path.exists(dst):
         shutil.rmtree(dst)
     kept = dropped = 0
@@ -30,7 +32,7 @@ def main():
                 continue
             lines = []
             for line in open(os.path.join(root, name), encoding="utf-8"):
-                if json.loads(line).get("type") in NEW:
+                if json.loads(line).get("type") in drop:
                     dropped += 1
                 else:
                     lines.append(line)
