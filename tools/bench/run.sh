@@ -11,7 +11,8 @@
 #   --runs N         backfill repetitions per corpus (default 3; 1 for the big store)
 #
 # Environment: BENCH_DIR (default /tmp/bpbench), CCUSAGE_VERSION (default 20.0.24: the newest
-# v20 whose linux-x64 native binary exists on npm), CORPUS_MB (default 200).
+# v20 whose linux-x64 native binary exists on npm), CORPUS_MB (default 200), CORPUS_SHAPE (default
+# 2.0: gen_corpus.py --shape; 2.1 writes Claude Code 2.1 transcripts into $BENCH_DIR/corpus-NAME-2.1).
 #
 # Requires: cargo, python3, node/npm, redis-server, hyperfine and /usr/bin/time (Debian
 # packages `hyperfine` and `time`; installed with apt-get when missing and running as root).
@@ -23,6 +24,12 @@ HERE=$ROOT/tools/bench
 B=${BENCH_DIR:-/tmp/bpbench}
 CCUSAGE_VERSION=${CCUSAGE_VERSION:-20.0.24}
 CORPUS_MB=${CORPUS_MB:-200}
+CORPUS_SHAPE=${CORPUS_SHAPE:-2.0}
+case $CORPUS_SHAPE in
+  2.0) CSFX= ;;
+  2.1) CSFX=-2.1 ;;
+  *) echo "CORPUS_SHAPE must be 2.0 or 2.1" >&2; exit 2 ;;
+esac
 QUICK=0 BIG=0 BUILD=1 FASTPATH=1 RUNS=3
 while [ $# -gt 0 ]; do
   case $1 in
@@ -66,6 +73,7 @@ trap cleanup EXIT
   echo "mem_total: $(grep MemTotal /proc/meminfo | awk '{printf "%.1f GiB", $2/1048576}')"
   echo "kernel: $(uname -r)"
   echo "load_at_start: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "corpus_shape: $CORPUS_SHAPE"
   echo "rustc: $(rustc --version 2>/dev/null)"
   echo "redis: $(redis-server --version | awk '{print $3}')"
   echo "node: $(node --version)"
@@ -233,7 +241,7 @@ gen() { # NAME ARGS...
   local name=$1; shift
   log "corpus $name: gen_corpus.py $*"
   local t0; t0=$(date +%s%N)
-  python3 "$HERE/gen_corpus.py" --out "$B/corpus-$name" "$@" > "$OUT/$name.corpus.json"
+  python3 "$HERE/gen_corpus.py" --out "$B/corpus-$name$CSFX" --shape "$CORPUS_SHAPE" "$@" > "$OUT/$name.corpus.json"
   echo "{\"gen_ms\": $(( ($(date +%s%N) - t0) / 1000000 ))}" > "$OUT/$name.corpus-time.json"
 }
 
@@ -245,7 +253,7 @@ gen 20mb --mb 20 --seed 7
 names=(20mb)
 [ $QUICK = 0 ] && names+=("${CORPUS_MB}mb")
 for name in "${names[@]}"; do
-  corpus=$B/corpus-$name
+  corpus=$B/corpus-$name$CSFX
   warm_cache "$corpus"
   for run in $(seq "$RUNS"); do
     [ "$run" -gt 1 ] && stop_redis "$B/run-$name/redis"
@@ -262,7 +270,7 @@ for name in "${names[@]}"; do
 done
 
 if [ $BIG = 1 ]; then
-  corpus=$B/corpus-1m
+  corpus=$B/corpus-1m$CSFX
   warm_cache "$corpus"
   backfill 1m "$corpus" 1
   store_size 1m
