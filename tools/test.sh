@@ -22,6 +22,7 @@
 #      tests/claude_e2e.rs; BLUEPLANE_TEST_NODE = that node, BLUEPLANE_TEST_INSPECTOR and
 #      BLUEPLANE_TEST_CONFORMANCE = the two bins, with BLUEPLANE_REQUIRE_INSPECTOR=1 and
 #      BLUEPLANE_REQUIRE_CONFORMANCE=1, for tests/mcp_inspector.rs and mcp_conformance.rs).
+#   6. the benchmark corpus generator's own test (tools/bench/test_gen_corpus.py, stdlib, ~3 s).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -188,4 +189,6 @@ step "cargo clippy --all-targets --locked -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 step "cargo test --locked $*"
 cargo test --locked "$@"
+step "tools/bench/test_gen_corpus.py (the benchmark corpus generator)"
+python3 "$ROOT/tools/bench/test_gen_corpus.py"
 step "all checks passed"
