@@ -148,11 +148,11 @@ fn refresh_run(conn: &Connection, lo: i64, hi: i64) -> rusqlite::Result<()> {
         .execute(params![from, to])?;
     conn.prepare_cached("DELETE FROM rollup_h WHERE hour BETWEEN ?1 AND ?2")?
         .execute(params![lo / BUCKETS_PER_HOUR, hi / BUCKETS_PER_HOUR])?;
-    conn.prepare_cached(INSERT_H_SQL)?
+    conn.prepare_cached(&insert_h_sql())?
         .execute(params![lo / BUCKETS_PER_HOUR, hi / BUCKETS_PER_HOUR])?;
     conn.prepare_cached("DELETE FROM rollup_d WHERE day BETWEEN ?1 AND ?2")?
         .execute(params![day_lo, day_hi])?;
-    conn.prepare_cached(INSERT_D_SQL)?
+    conn.prepare_cached(&insert_d_sql())?
         .execute(params![day_lo, day_hi])?;
     conn.prepare_cached("DELETE FROM rollup_tools_d WHERE day BETWEEN ?1 AND ?2")?
         .execute(params![day_lo, day_hi])?;
@@ -182,26 +182,27 @@ fn insert_tools_q_sql() -> String {
     )
 }
 
-const INSERT_H_SQL: &str =
-    "INSERT INTO rollup_h (hour, sk, model, project, platform, input, output,
-      cache_creation, cache_read, cost_pusd, responses, unpriced, est_input, est_output,
-      est_cost_pusd, rows, tool_calls, tool_errors)
-    SELECT bucket / 4, sk, model, project, platform, sum(input), sum(output),
-           sum(cache_creation), sum(cache_read), sum(cost_pusd), sum(responses), sum(unpriced),
-           sum(est_input), sum(est_output), sum(est_cost_pusd), sum(rows), sum(tool_calls),
-           sum(tool_errors)
-    FROM rollup_q WHERE bucket >= ?1 * 4 AND bucket < (?2 + 1) * 4
-    GROUP BY bucket / 4, sk, model, project";
+/// Fills `table` (`rollup_h` keyed by `hour`, or `rollup_d` keyed by `day`) for periods
+/// `?1..=?2` from the quarter-hour rows, `per` buckets to a period.
+fn insert_coarser_sql(table: &str, period: &str, per: i64) -> String {
+    format!(
+        "INSERT INTO {table} ({period}, sk, model, project, platform, {COUNTERS})
+         SELECT bucket / {per}, sk, model, project, platform, sum(input), sum(output),
+                sum(cache_creation), sum(cache_read), sum(cost_pusd), sum(responses),
+                sum(unpriced), sum(est_input), sum(est_output), sum(est_cost_pusd), sum(rows),
+                sum(tool_calls), sum(tool_errors)
+         FROM rollup_q WHERE bucket >= ?1 * {per} AND bucket < (?2 + 1) * {per}
+         GROUP BY bucket / {per}, sk, model, project"
+    )
+}
 
-const INSERT_D_SQL: &str = "INSERT INTO rollup_d (day, sk, model, project, platform, input, output,
-      cache_creation, cache_read, cost_pusd, responses, unpriced, est_input, est_output,
-      est_cost_pusd, rows, tool_calls, tool_errors)
-    SELECT bucket / 96, sk, model, project, platform, sum(input), sum(output),
-           sum(cache_creation), sum(cache_read), sum(cost_pusd), sum(responses), sum(unpriced),
-           sum(est_input), sum(est_output), sum(est_cost_pusd), sum(rows), sum(tool_calls),
-           sum(tool_errors)
-    FROM rollup_q WHERE bucket >= ?1 * 96 AND bucket < (?2 + 1) * 96
-    GROUP BY bucket / 96, sk, model, project";
+fn insert_h_sql() -> String {
+    insert_coarser_sql("rollup_h", "hour", BUCKETS_PER_HOUR)
+}
+
+fn insert_d_sql() -> String {
+    insert_coarser_sql("rollup_d", "day", BUCKETS_PER_DAY)
+}
 
 const INSERT_TOOLS_D_SQL: &str = "INSERT INTO rollup_tools_d (day, platform, project, name, calls,
       errors, took_n, took_sum, took_max)
@@ -239,11 +240,11 @@ pub fn rebuild_all(conn: &Connection) -> rusqlite::Result<()> {
     )?;
     if let (Some(lo), Some(hi)) = (lo, hi) {
         conn.execute(
-            INSERT_H_SQL,
+            &insert_h_sql(),
             params![lo / BUCKETS_PER_HOUR, hi / BUCKETS_PER_HOUR],
         )?;
         let days = params![lo / BUCKETS_PER_DAY, hi / BUCKETS_PER_DAY];
-        conn.execute(INSERT_D_SQL, days)?;
+        conn.execute(&insert_d_sql(), days)?;
         conn.execute(INSERT_TOOLS_D_SQL, days)?;
     }
     Ok(())

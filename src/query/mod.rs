@@ -1128,15 +1128,7 @@ pub fn tool_stats(conn: &Connection, f: &Filter, session_id: Option<&str>) -> Re
             push_filter(&mut sql, &mut args, f, &TOOL_COLS);
             sql.push_str(" GROUP BY name ORDER BY count(*) DESC, name");
             conn.prepare_cached(&sql)?
-                .query_map(params_from_iter(args), |r| {
-                    Ok(rollups::ToolRow {
-                        name: r.get(0)?,
-                        calls: r.get(1)?,
-                        errors: r.get(2)?,
-                        total_ms: r.get(3)?,
-                        max_ms: r.get(4)?,
-                    })
-                })?
+                .query_map(params_from_iter(args), rollups::ToolRow::from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?
         }
         None => rollups::tool_stats(conn, f)?,

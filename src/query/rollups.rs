@@ -100,18 +100,12 @@ const PLAIN: &str = "input, output, cache_creation, cache_read, cost_pusd, respo
 
 fn counters_at(r: &Row<'_>, first: usize) -> rusqlite::Result<Counters> {
     Ok(Counters {
-        input: r.get(first)?,
-        output: r.get(first + 1)?,
-        cache_creation: r.get(first + 2)?,
-        cache_read: r.get(first + 3)?,
-        cost_pusd: r.get(first + 4)?,
-        responses: r.get(first + 5)?,
-        unpriced: r.get(first + 6)?,
         tool_calls: r.get(first + 7)?,
         tool_errors: r.get(first + 8)?,
         est_input: r.get(first + 9)?,
         est_output: r.get(first + 10)?,
         est_cost_pusd: r.get(first + 11)?,
+        ..Counters::usage_at(r, first)?
     })
 }
 
@@ -392,6 +386,19 @@ pub struct ToolRow {
     pub max_ms: Option<i64>,
 }
 
+impl ToolRow {
+    /// A row of (name, calls, errors, total ms, longest ms).
+    pub fn from_row(r: &Row<'_>) -> rusqlite::Result<ToolRow> {
+        Ok(ToolRow {
+            name: r.get(0)?,
+            calls: r.get(1)?,
+            errors: r.get(2)?,
+            total_ms: r.get(3)?,
+            max_ms: r.get(4)?,
+        })
+    }
+}
+
 /// The statement of [`tool_stats`].
 pub(super) fn tool_sql() -> String {
     const COLS: &str = "name, platform, project, calls, errors, took_n, took_sum, took_max";
@@ -420,15 +427,7 @@ pub fn tool_stats(conn: &Connection, f: &Filter) -> Result<Vec<ToolRow>> {
     let bound = bind_all(&split, f, &[]);
     let mut stmt = conn.prepare_cached(&tool_sql())?;
     let rows = stmt
-        .query_map(as_params(&bound).as_slice(), |r| {
-            Ok(ToolRow {
-                name: r.get(0)?,
-                calls: r.get(1)?,
-                errors: r.get(2)?,
-                total_ms: r.get(3)?,
-                max_ms: r.get(4)?,
-            })
-        })?
+        .query_map(as_params(&bound).as_slice(), ToolRow::from_row)?
         .collect::<rusqlite::Result<_>>()?;
     Ok(rows)
 }

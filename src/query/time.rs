@@ -96,15 +96,7 @@ impl Tz {
         let Some(t) = chrono::DateTime::from_timestamp_millis(ms) else {
             return String::new();
         };
-        let d = t.with_timezone(&self.0).date_naive();
-        match g {
-            GroupBy::Week => {
-                let monday = d - chrono::Duration::days(d.weekday().num_days_from_monday() as i64);
-                monday.format("%Y-%m-%d").to_string()
-            }
-            GroupBy::Month => format!("{:04}-{:02}", d.year(), d.month()),
-            _ => d.format("%Y-%m-%d").to_string(),
-        }
+        date_key(t.with_timezone(&self.0).date_naive(), g)
     }
 
     /// This zone's UTC offset at the start of quarter-hour `bucket`, in quarter hours (every
@@ -227,9 +219,11 @@ impl Tz {
 pub fn day_key(local_day: i64, g: GroupBy) -> String {
     let d = NaiveDate::from_ymd_opt(1970, 1, 1)
         .and_then(|e| e.checked_add_signed(chrono::Duration::try_days(local_day)?));
-    let Some(d) = d else {
-        return String::new();
-    };
+    d.map(|d| date_key(d, g)).unwrap_or_default()
+}
+
+/// The period key of a local date.
+fn date_key(d: NaiveDate, g: GroupBy) -> String {
     match g {
         GroupBy::Week => {
             let monday = d - chrono::Duration::days(d.weekday().num_days_from_monday() as i64);
