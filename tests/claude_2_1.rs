@@ -134,16 +134,18 @@ fn assert_clean(what: &str, bytes: &[u8]) {
 fn scan_sqlite(db: &Path) -> usize {
     let c = rusqlite::Connection::open(db).expect("db");
     let mut scanned = 0;
-    let payloads: Vec<(String, Vec<u8>)> = c
-        .prepare("SELECT kind, payload FROM raw_traces")
+    let kinds: Vec<String> = c
+        .prepare("SELECT kind FROM raw_traces ORDER BY seq")
         .expect("prep")
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_map([], |r| r.get(0))
         .expect("q")
         .collect::<Result<_, _>>()
         .expect("rows");
+    let payloads = blueplane::store::blocks::all_texts(&c).expect("payloads");
     assert!(!payloads.is_empty(), "no raw_traces rows");
-    for (kind, p) in payloads {
-        let s = blueplane::store::codec::decode(&p).expect("zlib");
+    assert_eq!(kinds.len(), payloads.len());
+    for (kind, (_, p)) in kinds.into_iter().zip(payloads) {
+        let s = p.expect("zlib");
         assert_clean(
             &format!("raw_traces payload of a '{kind}' record"),
             s.as_bytes(),

@@ -142,14 +142,8 @@ fn corpus(dir: &CursorDir, composers: usize) -> BTreeMap<String, i64> {
 fn sqlite_dump(db: &Path) -> String {
     let c = rusqlite::Connection::open(db).unwrap();
     let mut out = String::new();
-    let mut s = c.prepare("SELECT payload FROM raw_traces").unwrap();
-    let payloads: Vec<Vec<u8>> = s
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    for p in payloads {
-        out.push_str(&blueplane::store::codec::decode(&p).expect("zlib"));
+    for (_, p) in blueplane::store::blocks::all_texts(&c).unwrap() {
+        out.push_str(&p.expect("zlib"));
         out.push('\n');
     }
     let tables: Vec<String> = c
@@ -311,14 +305,19 @@ fn ingest_captures_streaming_rewrites() {
     }
     // The newest version (by seq) carries the final text.
     let c = rusqlite::Connection::open(ce.env.db()).unwrap();
-    let z: Vec<u8> = c
+    let seq: i64 = c
         .query_row(
-            "SELECT payload FROM raw_traces WHERE source_key = ?1 ORDER BY seq DESC LIMIT 1",
+            "SELECT seq FROM raw_traces WHERE source_key = ?1 ORDER BY seq DESC LIMIT 1",
             [&key],
             |r| r.get(0),
         )
         .unwrap();
-    let s = blueplane::store::codec::decode(&z).unwrap();
+    let texts = blueplane::store::blocks::all_texts(&c).unwrap();
+    let s = texts
+        .into_iter()
+        .find(|(q, _)| *q == seq)
+        .and_then(|(_, t)| t)
+        .unwrap();
     let v: Value = serde_json::from_str(&s).unwrap();
     assert_eq!(v["text"], text.as_str());
     let _ = Command::new("kill").arg(ingest.id().to_string()).status();

@@ -77,15 +77,10 @@ fn scan_sqlite(db: &Path) -> usize {
     let c = rusqlite::Connection::open(db).expect("db");
     let mut scanned = 0;
     // Every raw payload, decompressed.
-    let mut stmt = c.prepare("SELECT payload FROM raw_traces").expect("prep");
-    let payloads: Vec<Vec<u8>> = stmt
-        .query_map([], |r| r.get(0))
-        .expect("q")
-        .collect::<Result<_, _>>()
-        .expect("rows");
+    let payloads = blueplane::store::blocks::all_texts(&c).expect("payloads");
     assert!(!payloads.is_empty());
-    for p in payloads {
-        let s = blueplane::store::codec::decode(&p).expect("zlib");
+    for (_, p) in payloads {
+        let s = p.expect("zlib");
         assert_clean("raw_traces payload", s.as_bytes());
         scanned += 1;
     }

@@ -1,5 +1,5 @@
-//! Store footprint (issue 9 item 3): a store written before the preset dictionary and
-//! migration 0006, upgraded and filled further by this version, derives exactly what a store
+//! Store footprint (issue 9 item 3): a store written before the preset dictionary (0006) and
+//! the payload blocks (0008), upgraded and filled further by this version, derives exactly what a store
 //! written by this version alone derives, and every payload in it decodes to the record as
 //! captured.
 
@@ -9,7 +9,7 @@ use blueplane::capture::claude_code::{FileContext, Parsed, parse_line};
 use blueplane::capture::tailer;
 use blueplane::event::Event;
 use blueplane::privacy::PrivacyMode;
-use blueplane::store::codec::{Compressor, DICTIONARIES, Decompressor, adler32};
+use blueplane::store::codec::{Compressor, DICTIONARIES, adler32};
 use rusqlite::Connection;
 
 /// Every fixture record, privacy rules applied, in file order, once per event id.
@@ -87,32 +87,69 @@ fn dump(conn: &Connection) -> String {
     out
 }
 
-/// Every payload decoded, by `seq`; and how many carry a preset dictionary.
+/// Every payload decoded, by `seq`; and how many streams (rows alone and blocks) carry a
+/// preset dictionary.
 fn payloads(conn: &Connection) -> (Vec<String>, usize) {
-    let mut d = Decompressor::default();
-    let mut buf = Vec::new();
-    let mut with_dict = 0;
-    let rows: Vec<Vec<u8>> = conn
-        .prepare("SELECT payload FROM raw_traces ORDER BY seq")
+    let texts = blueplane::store::blocks::all_texts(conn)
+        .expect("read")
+        .into_iter()
+        .map(|(_, t)| t.expect("every payload decodes"))
+        .collect();
+    let streams: Vec<Vec<u8>> = conn
+        .prepare(
+            "SELECT payload FROM raw_traces WHERE block IS NULL
+             UNION ALL SELECT data FROM raw_blocks",
+        )
         .expect("prepare")
         .query_map([], |r| r.get(0))
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
-    let texts = rows
-        .iter()
-        .map(|p| {
-            if p[1] & 0x20 != 0 {
-                with_dict += 1;
-                let id = u32::from_be_bytes(p[2..6].try_into().expect("id"));
-                assert!(DICTIONARIES.iter().any(|x| adler32(x) == id));
-            }
-            d.decompress_str(p, &mut buf)
-                .expect("every payload decodes")
-                .to_string()
-        })
-        .collect();
+    let mut with_dict = 0;
+    for z in &streams {
+        if z[1] & 0x20 != 0 {
+            with_dict += 1;
+            let id = u32::from_be_bytes(z[2..6].try_into().expect("id"));
+            assert!(DICTIONARIES.iter().any(|x| adler32(x) == id));
+        }
+    }
     (texts, with_dict)
+}
+
+/// What a blueplane before 0008 wrote: every payload its own stream, in `payload`.
+fn insert_alone(conn: &mut Connection, zlib: &mut Compressor, events: &[Event]) {
+    let tx = conn.transaction().expect("tx");
+    for e in events {
+        tx.execute(
+            "INSERT OR IGNORE INTO raw_traces
+               (id, platform, kind, session_id, ts, source_kind, source, source_offset,
+                payload, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'file', ?6, ?7, ?8, 0)",
+            rusqlite::params![
+                e.id,
+                e.platform.as_str(),
+                e.kind,
+                e.session_id,
+                e.timestamp_ms,
+                e.source.location(),
+                e.source.position(),
+                zlib.compress(e.payload.as_bytes())
+            ],
+        )
+        .expect("insert");
+    }
+    tx.commit().expect("commit");
+}
+
+/// Stored bytes of every payload: rows alone plus blocks.
+fn stored_bytes(c: &Connection) -> i64 {
+    c.query_row(
+        "SELECT (SELECT coalesce(sum(length(payload)), 0) FROM raw_traces)
+              + (SELECT coalesce(sum(length(data)), 0) FROM raw_blocks)",
+        [],
+        |r| r.get(0),
+    )
+    .expect("sum")
 }
 
 #[test]
@@ -127,13 +164,13 @@ fn an_upgraded_store_derives_what_a_new_one_does() {
     blueplane::fast_path::insert_batch(&mut fresh, &mut zlib, &events).expect("insert");
     derive_all(&mut fresh);
 
-    // The first half written by a blueplane before 0006 (schema and encoding), the rest by
-    // this one after the upgrade.
+    // The first half written by a blueplane before 0006's dictionary and 0008's blocks (one
+    // plain stream per row), the rest by this one after the upgrade.
     let old_path = dir.path().join("old.db");
     let version = blueplane::store::SCHEMA_VERSION - 1;
     let mut old = blueplane::store::create_at_version(&old_path, version).expect("old db");
     let mut old_zlib = Compressor::with_dictionary(None, 1);
-    blueplane::fast_path::insert_batch(&mut old, &mut old_zlib, &events[..half]).expect("insert");
+    insert_alone(&mut old, &mut old_zlib, &events[..half]);
     drop(old);
     let mut upgraded = blueplane::store::open_writer(&old_path).expect("upgrade");
     blueplane::fast_path::insert_batch(&mut upgraded, &mut zlib, &events[half..]).expect("insert");
@@ -147,8 +184,42 @@ fn an_upgraded_store_derives_what_a_new_one_does() {
         "payloads decode to the records as captured"
     );
     assert_eq!(up_texts, captured);
-    assert_eq!(new_dict, events.len());
-    assert_eq!(up_dict, events.len() - half, "old rows stay as written");
+    let blocks = |c: &Connection| -> (i64, i64) {
+        c.query_row(
+            "SELECT (SELECT count(*) FROM raw_blocks),
+                    (SELECT count(*) FROM raw_traces WHERE block IS NOT NULL)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("count")
+    };
+    let (fresh_blocks, fresh_in_blocks) = blocks(&fresh);
+    assert!(
+        fresh_blocks > 0 && fresh_in_blocks > fresh_blocks * 4,
+        "{fresh_blocks} blocks hold {fresh_in_blocks} records"
+    );
+    let alone = events.len() as i64 - fresh_in_blocks;
+    assert_eq!(
+        new_dict as i64,
+        fresh_blocks + alone,
+        "every stream has the dictionary"
+    );
+    // The old rows stay as written: alone, no dictionary.
+    let old_rows: (i64, i64) = upgraded
+        .query_row(
+            "SELECT count(*), sum(block IS NULL AND length(payload) > 0) FROM raw_traces
+             WHERE seq <= ?1",
+            [half as i64],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("old rows");
+    assert_eq!(old_rows, (half as i64, half as i64));
+    let (up_blocks, up_in_blocks) = blocks(&upgraded);
+    assert!(up_blocks > 0);
+    assert_eq!(
+        up_dict as i64,
+        up_blocks + (events.len() - half) as i64 - up_in_blocks
+    );
 
     let a = dump(&fresh);
     assert!(
@@ -157,33 +228,16 @@ fn an_upgraded_store_derives_what_a_new_one_does() {
     );
     assert_eq!(a, dump(&upgraded));
 
-    // The dictionary is what makes them small: the new encoding of the same records takes
-    // well under the old one's bytes.
-    let bytes = |c: &Connection, from: i64| -> i64 {
-        c.query_row(
-            "SELECT sum(length(payload)) FROM raw_traces WHERE seq > ?1",
-            [from],
-            |r| r.get(0),
-        )
-        .expect("sum")
-    };
-    let old_bytes: i64 = upgraded
-        .query_row(
-            "SELECT sum(length(payload)) FROM raw_traces WHERE seq <= ?1",
-            [half as i64],
-            |r| r.get(0),
-        )
-        .expect("sum");
-    let new_bytes_same_rows: i64 = fresh
-        .query_row(
-            "SELECT sum(length(payload)) FROM raw_traces WHERE seq <= ?1",
-            [half as i64],
-            |r| r.get(0),
-        )
-        .expect("sum");
+    // Dictionary and blocks are what make them small: this version stores the records in
+    // well under half the bytes of one plain stream per record.
+    let mut plain = Compressor::with_dictionary(None, 1);
+    let old_bytes: usize = events
+        .iter()
+        .map(|e| plain.compress(e.payload.as_bytes()).len())
+        .sum();
+    let new_bytes = stored_bytes(&fresh);
     assert!(
-        new_bytes_same_rows * 10 < old_bytes * 8,
-        "{new_bytes_same_rows} vs {old_bytes}"
+        new_bytes * 2 < old_bytes as i64,
+        "{new_bytes} vs {old_bytes}"
     );
-    assert_eq!(bytes(&fresh, half as i64), bytes(&upgraded, half as i64));
 }

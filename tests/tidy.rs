@@ -54,6 +54,8 @@ fn module_arrows_point_down() {
             "query",
             &[
                 "raw_traces",
+                "raw_blocks",
+                "store::blocks",
                 "crate::slow_path",
                 "crate::fast_path",
                 "crate::capture",
@@ -65,6 +67,8 @@ fn module_arrows_point_down() {
             "mcp",
             &[
                 "raw_traces",
+                "raw_blocks",
+                "store::blocks",
                 "crate::slow_path",
                 "crate::fast_path",
                 "crate::capture",

@@ -2,7 +2,8 @@
 //!
 //! Reads batches (at most [`BATCH`] events or [`BATCH_WAIT`]; [`BACKLOG_BATCH`] while a backlog
 //! drains, after a read that came back full) through the `fastpath` consumer
-//! group, compresses each payload with zlib and inserts the batch in one transaction with
+//! group, compresses the payloads with zlib — consecutive records of one source together, in
+//! blocks (`store::blocks`) — and inserts the batch in one transaction with
 //! `INSERT OR IGNORE` on the event id. Only after the commit does it acknowledge the batch,
 //! atomically with a change-feed entry for the slow path.
 //!
@@ -24,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::event::{Event, Source};
 use crate::queue::{self, DeadLetter, Entry, Queue, QueueError};
+use crate::store::blocks::{self, Part};
 use crate::store::codec::Compressor;
 use crate::store::{Failure, StoreError, classify};
 
@@ -64,21 +66,45 @@ pub fn insert_batch<E: std::borrow::Borrow<Event>>(
 ) -> Result<(usize, i64), rusqlite::Error> {
     let events: Vec<&Event> = events.iter().map(|e| e.borrow()).collect();
     let now = chrono::Utc::now().timestamp_millis();
-    let compressed: Vec<Vec<u8>> = events
-        .iter()
-        .map(|e| zlib.compress(e.payload.as_bytes()))
-        .collect();
+    // Compressed before the write lock is taken: the slow path may commit meanwhile.
+    let plan = blocks::plan(
+        zlib,
+        events
+            .iter()
+            .map(|e| (e.source.location(), e.payload.as_bytes())),
+    );
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut inserted = 0;
     {
+        let mut add_block = tx.prepare_cached("INSERT INTO raw_blocks (data) VALUES (?1)")?;
+        let block_ids = plan
+            .blocks
+            .iter()
+            .map(|b| {
+                add_block.execute([b])?;
+                Ok(tx.last_insert_rowid())
+            })
+            .collect::<rusqlite::Result<Vec<i64>>>()?;
+        // Blocks every record of which was already stored (a redelivered batch) are removed.
+        let mut used = vec![false; block_ids.len()];
         let mut stmt = tx.prepare_cached(
             "INSERT OR IGNORE INTO raw_traces
                (id, platform, kind, session_id, ts, source_kind, source, source_offset,
-                source_key, source_version, payload, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                source_key, source_version, payload, received_at, block, block_start, block_len)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?;
-        for (e, z) in events.iter().zip(&compressed) {
-            inserted += stmt.execute(params![
+        const EMPTY: &[u8] = &[];
+        for (e, part) in events.iter().zip(&plan.parts) {
+            let (payload, block, start, len) = match part {
+                Part::Alone(z) => (z.as_slice(), None, None, None),
+                Part::InBlock { block, start, len } => (
+                    EMPTY,
+                    Some(block_ids[*block]),
+                    Some(*start as i64),
+                    Some(*len as i64),
+                ),
+            };
+            let n = stmt.execute(params![
                 e.id,
                 e.platform.as_str(),
                 e.kind,
@@ -96,9 +122,22 @@ pub fn insert_batch<E: std::borrow::Borrow<Event>>(
                     Source::DbRow { version, .. } => Some(*version),
                     _ => None,
                 },
-                z,
-                now
+                payload,
+                now,
+                block,
+                start,
+                len
             ])?;
+            if let (1, Part::InBlock { block, .. }) = (n, part) {
+                used[*block] = true;
+            }
+            inserted += n;
+        }
+        let mut drop_block = tx.prepare_cached("DELETE FROM raw_blocks WHERE id = ?1")?;
+        for (id, used) in block_ids.iter().zip(used) {
+            if !used {
+                drop_block.execute([id])?;
+            }
         }
     }
     let max_seq: i64 = tx.query_row("SELECT coalesce(max(seq), 0) FROM raw_traces", [], |r| {
@@ -468,7 +507,7 @@ mod tests {
                 path: "/f".into(),
                 offset: 0,
             },
-            payload: "{\"type\":\"user\"}".into(),
+            payload: format!("{{\"type\":\"user\",\"uuid\":\"{id}\"}}"),
         }
     }
 
@@ -486,5 +525,33 @@ mod tests {
             .query_row("SELECT count(*) FROM raw_traces", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rows, 3);
+        // Each batch's lines of one file went into one block; a batch stored already leaves
+        // no block behind.
+        let (n, _) = insert_batch(&mut c, z, &[ev("a"), ev("c")]).unwrap();
+        assert_eq!(n, 0);
+        let blocks: i64 = c
+            .query_row("SELECT count(*) FROM raw_blocks", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(blocks, 2);
+        let texts: Vec<Option<String>> = crate::store::blocks::all_texts(&c)
+            .unwrap()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        let want = ["a", "b", "c"].map(|id| Some(ev(id).payload));
+        assert_eq!(texts, want);
+        // A lone record keeps its own stream.
+        insert_batch(&mut c, z, &[ev("d")]).unwrap();
+        let (payload, block): (Vec<u8>, Option<i64>) = c
+            .query_row(
+                "SELECT payload, block FROM raw_traces WHERE id = 'd'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (crate::store::codec::decode(&payload), block),
+            (Some(ev("d").payload), None)
+        );
     }
 }

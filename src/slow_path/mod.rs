@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::queue::{self, Queue, QueueError};
 use crate::store::StoreError;
-use crate::store::codec::Decompressor;
+use crate::store::blocks::{self, PayloadReader, Stored};
 
 /// Raw rows per transaction.
 pub const ROUND: usize = 2_000;
@@ -52,7 +52,7 @@ pub enum DeriveError {
     Sqlite(#[from] rusqlite::Error),
 }
 
-/// seq, id, platform, kind, session id, timestamp, compressed payload, source, offset.
+/// seq, id, platform, kind, session id, timestamp, stored payload, source, offset.
 type RawRow = (
     i64,
     String,
@@ -60,7 +60,7 @@ type RawRow = (
     String,
     Option<String>,
     Option<i64>,
-    Vec<u8>,
+    Stored,
     String,
     Option<i64>,
 );
@@ -78,10 +78,11 @@ pub fn process_round(conn: &mut Connection, limit: usize) -> rusqlite::Result<(u
         |r| r.get(0),
     )?;
     let rows: Vec<RawRow> = tx
-        .prepare_cached(
-            "SELECT seq, id, platform, kind, session_id, ts, payload, source, source_offset
+        .prepare_cached(&format!(
+            "SELECT seq, id, platform, kind, session_id, ts, source, source_offset, {}
              FROM raw_traces WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-        )?
+            blocks::COLUMNS
+        ))?
         .query_map(params![watermark, limit as i64], |r| {
             Ok((
                 r.get(0)?,
@@ -90,9 +91,9 @@ pub fn process_round(conn: &mut Connection, limit: usize) -> rusqlite::Result<(u
                 r.get(3)?,
                 r.get(4)?,
                 r.get(5)?,
+                Stored::from_row(r, 8)?,
                 r.get(6)?,
                 r.get(7)?,
-                r.get(8)?,
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -100,11 +101,10 @@ pub fn process_round(conn: &mut Connection, limit: usize) -> rusqlite::Result<(u
         return Ok((0, watermark));
     };
     let mut round = derive::Round::default();
-    let mut zlib = Decompressor::default();
-    let mut buf = Vec::new();
+    let mut payloads = PayloadReader::default();
     for (seq, id, platform, kind, session_id, ts, payload, source, offset) in &rows {
-        let value: Value = match zlib
-            .decompress_str(payload, &mut buf)
+        let value: Value = match payloads
+            .text(&tx, payload)?
             .and_then(|s| serde_json::from_str(s).ok())
         {
             Some(v) => v,

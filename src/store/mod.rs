@@ -3,9 +3,10 @@
 //!
 //! Layer 2 (fast and slow path) uses [`open_writer`]. Layer 3 (MCP tools, CLI reports) uses
 //! [`open_reader`], which is read-only and carries an authorizer that denies every read of
-//! `raw_traces`: the rule "interfaces never see raw traces" holds at runtime, not by
+//! `raw_traces` and `raw_blocks`: the rule "interfaces never see raw traces" holds at runtime, not by
 //! convention (invariant 1).
 
+pub mod blocks;
 pub mod checkpoint;
 pub mod codec;
 
@@ -27,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schemas/sql/0004_cursor.sql"),
     include_str!("../../schemas/sql/0005_rollups.sql"),
     include_str!("../../schemas/sql/0006_store.sql"),
+    include_str!("../../schemas/sql/0008_blocks.sql"),
 ];
 
 /// The schema version that adds the rollup tables; a store migrated past it gets its rollups
@@ -199,7 +201,7 @@ pub fn no_autocheckpoint(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// Opens the database for layer 3: read-only, `query_only`, and an authorizer that denies
-/// any access to `raw_traces`.
+/// any access to `raw_traces` and its payload blocks (`raw_blocks`).
 ///
 /// # Errors
 /// [`StoreError::Missing`] when there is no database yet.
@@ -220,7 +222,10 @@ pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 
 fn deny_raw_traces(ctx: AuthContext<'_>) -> Authorization {
     match ctx.action {
-        AuthAction::Read { table_name, .. } if table_name.eq_ignore_ascii_case("raw_traces") => {
+        AuthAction::Read { table_name, .. }
+            if table_name.eq_ignore_ascii_case("raw_traces")
+                || table_name.eq_ignore_ascii_case("raw_blocks") =>
+        {
             Authorization::Deny
         }
         _ => Authorization::Allow,
@@ -473,6 +478,13 @@ mod tests {
         denied(
             r.query_row("SELECT payload FROM main.RAW_TRACES LIMIT 1", [], |r| {
                 r.get::<_, Vec<u8>>(0)
+            })
+            .unwrap_err(),
+        );
+        // The payload blocks are raw traces too.
+        denied(
+            r.query_row("SELECT count(*) FROM Raw_Blocks", [], |r| {
+                r.get::<_, i64>(0)
             })
             .unwrap_err(),
         );

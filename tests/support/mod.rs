@@ -182,16 +182,9 @@ pub fn table_counts(db: &Path) -> Vec<(String, i64)> {
 /// Every `raw_traces` payload, decompressed, concatenated (for grepping: privacy tests).
 pub fn raw_payloads(db: &Path) -> String {
     let c = rusqlite::Connection::open(db).expect("open db");
-    let mut s = c
-        .prepare("SELECT payload FROM raw_traces")
-        .expect("prepare");
-    let rows = s
-        .query_map([], |r| r.get::<_, Vec<u8>>(0))
-        .expect("query raw_traces");
     let mut out = String::new();
-    for b in rows {
-        let b = b.expect("payload");
-        out.push_str(&blueplane::store::codec::decode(&b).expect("zlib payload"));
+    for (_, p) in blueplane::store::blocks::all_texts(&c).expect("query raw_traces") {
+        out.push_str(&p.expect("zlib payload"));
         out.push('\n');
     }
     out

@@ -1,7 +1,7 @@
 //! `blueplane doctor --privacy`: an audit of what is stored, against the privacy rules.
 //!
 //! Reads every text the store keeps — conversation tables, hook details, every
-//! `raw_traces.payload` decompressed, and every entry of the Redis streams — and reports
+//! `raw_traces` payload decompressed (blocks included), and every entry of the Redis streams — and reports
 //! (counts and places: table and row id, stream and entry id; never the text itself):
 //! - secrets the redactor would have replaced (`privacy::redact::secret_kinds`, run on each
 //!   string, the unit capture redacts);
@@ -23,7 +23,6 @@ use serde_json::Value;
 
 use crate::privacy::PrivacyMode;
 use crate::privacy::redact::secret_kinds;
-use crate::store::codec::Decompressor;
 
 /// Places listed in the report (the counts cover everything).
 const MAX_PLACES: usize = 20;
@@ -317,15 +316,9 @@ pub fn scan_sqlite(db: &Path, mode: PrivacyMode, scan: &mut Scan) -> rusqlite::R
             scan.record(|| format!("{table} {id} {key} ({col})"), secrets, excl);
         }
     }
-    let mut stmt = conn.prepare("SELECT seq, payload FROM raw_traces")?;
-    let mut rows = stmt.query([])?;
-    let mut dec = Decompressor::default();
-    let mut buf = Vec::new();
-    while let Some(r) = rows.next()? {
-        let seq: i64 = r.get(0)?;
-        let payload: Vec<u8> = r.get(1)?;
+    crate::store::blocks::each_text(&conn, |seq, text| {
         scan.scanned("raw_traces");
-        match dec.decompress_str(&payload, &mut buf) {
+        match text {
             Some(text) => {
                 let (s, e) = judge_payload(text, mode);
                 scan.record(|| format!("raw_traces seq {seq}"), s, e);
@@ -336,7 +329,8 @@ pub fn scan_sqlite(db: &Path, mode: PrivacyMode, scan: &mut Scan) -> rusqlite::R
                 vec!["payload that is not zlib-compressed UTF-8".into()],
             ),
         }
-    }
+        Ok::<(), rusqlite::Error>(())
+    })?;
     Ok(())
 }
 

@@ -165,7 +165,7 @@ pub fn derive(
     };
     match rec.kind {
         "user" => Ok(derive_user(tx, &ctx, round)?),
-        "assistant" => derive_assistant(tx, &ctx, usage, &mut round.dirty),
+        "assistant" => derive_assistant(tx, &ctx, usage, round),
         _ => Ok(()),
     }
 }
@@ -227,6 +227,11 @@ pub struct Round {
     /// Cursor sessions (composer ids) whose derived rows must be recomputed at the end of the
     /// round (see `cursor::finish`).
     pub(super) cursor: BTreeSet<String>,
+    /// Full-text rows of the messages inserted this round, (messages rowid, text), written
+    /// last. An FTS5 table that is part of the transaction flushes its pending terms to disk
+    /// at every statement savepoint (each upsert of a later record opens one): indexed per
+    /// record, a backfill wrote one FTS segment per message and spent its time merging them.
+    fts: Vec<(i64, String)>,
 }
 
 impl Round {
@@ -391,6 +396,12 @@ impl Round {
         // Last: Cursor's rows are recomputed from their facts, after every session upsert.
         let mut dirty = self.dirty;
         super::cursor::finish(tx, &self.cursor, &mut dirty)?;
+        // The round's full-text rows in one go (the rowids are the round's own messages).
+        let mut fts =
+            tx.prepare_cached("INSERT INTO messages_fts (rowid, text) VALUES (?1, ?2)")?;
+        for (rowid, text) in &self.fts {
+            fts.execute(params![rowid, text])?;
+        }
         Ok(dirty)
     }
 }
@@ -427,6 +438,7 @@ fn content_text(content: &Value) -> Option<String> {
 fn insert_message(
     tx: &Transaction<'_>,
     c: &Ctx<'_>,
+    fts: &mut Vec<(i64, String)>,
     role: &str,
     is_prompt: bool,
     model: Option<&str>,
@@ -452,9 +464,7 @@ fn insert_message(
     if n == 1
         && let Some(t) = text
     {
-        let rowid = tx.last_insert_rowid();
-        tx.prepare_cached("INSERT INTO messages_fts (rowid, text) VALUES (?1, ?2)")?
-            .execute(params![rowid, t])?;
+        fts.push((tx.last_insert_rowid(), t.to_string()));
     }
     Ok(())
 }
@@ -534,7 +544,7 @@ fn derive_user(tx: &Transaction<'_>, c: &Ctx<'_>, round: &mut Round) -> rusqlite
     if !has_content {
         return Ok(());
     }
-    insert_message(tx, c, "user", is_prompt, None, &text)?;
+    insert_message(tx, c, &mut round.fts, "user", is_prompt, None, &text)?;
     if is_prompt
         && !text.trim().is_empty()
         && let Some(acc) = round.sessions.get_mut(c.session_id)
@@ -579,14 +589,15 @@ fn derive_assistant(
     tx: &Transaction<'_>,
     c: &Ctx<'_>,
     usage: PricedUsage<'_>,
-    dirty: &mut BTreeSet<i64>,
+    round: &mut Round,
 ) -> Result<(), DeriveError> {
+    let dirty = &mut round.dirty;
     let v = c.rec.value;
     let msg = v.get("message");
     let model = msg.and_then(|m| m.get("model")).and_then(Value::as_str);
     if let Some(content) = msg.and_then(|m| m.get("content")) {
         if let Some(text) = content_text(content) {
-            insert_message(tx, c, "assistant", false, model, &text)?;
+            insert_message(tx, c, &mut round.fts, "assistant", false, model, &text)?;
         }
         if let Value::Array(blocks) = content {
             for b in blocks {
