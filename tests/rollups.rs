@@ -254,7 +254,16 @@ fn check_all(env: &Env) -> usize {
     let conn = blueplane::store::open_reader(&env.db()).expect("reader");
     let mut n = 0;
     for f in &filters {
-        for zone in ["UTC", "Asia/Kathmandu", "Europe/Berlin", "America/St_Johns"] {
+        // UTC and Berlin read UTC days (Berlin moving an hour or two of each day to the next),
+        // the Azores (UTC-1, UTC+0 in summer) moving the first hour to the day before;
+        // Kathmandu (+05:45) and St. John's (-03:30, -02:30) read hours and quarter hours.
+        for zone in [
+            "UTC",
+            "Asia/Kathmandu",
+            "Europe/Berlin",
+            "America/St_Johns",
+            "Atlantic/Azores",
+        ] {
             let tz = Tz::parse(Some(zone)).expect("zone");
             for g in [
                 "day", "week", "month", "model", "project", "platform", "session",

@@ -1238,6 +1238,7 @@ mod tests {
             "token_estimates",
             "messages",
             "rollup_q",
+            "rollup_h",
             "rollup_d",
             "rollup_tools_q",
             "rollup_tools_d",
@@ -1263,11 +1264,12 @@ mod tests {
         let none: Option<&str> = None;
         p.push((":platform", &none));
         p.push((":project", &none));
-        let ranges = "[[0, 100, 4], [200, 300, 4]]";
+        let ranges = "[[0, 100, 4, 1], [200, 300, 4, -1]]";
         let off = 4;
         let r: Vec<(&str, &dyn rusqlite::ToSql)> = vec![
             (":qranges", &ranges),
             (":hranges", &ranges),
+            (":dranges", &ranges),
             (":r1_lo", &1),
             (":r1_hi", &2),
             (":r2_lo", &3),

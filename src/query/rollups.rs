@@ -3,7 +3,8 @@
 //! rows of the partial quarter hours at the edges of a date-time range from the tables, all
 //! in one statement, so distinct sessions are counted once across the three.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 use rusqlite::{Connection, Row};
 
@@ -98,19 +99,168 @@ const FILTER: &str = "(:platform IS NULL OR platform = :platform)
 const PLAIN: &str = "input, output, cache_creation, cache_read, cost_pusd, responses, unpriced,
     tool_calls, tool_errors, est_input, est_output, est_cost_pusd";
 
-fn counters_at(r: &Row<'_>, first: usize) -> rusqlite::Result<Counters> {
+/// The counters of [`PLAIN`] from column `first` on, times `sign`.
+fn counters_at(r: &Row<'_>, first: usize, sign: i64) -> rusqlite::Result<Counters> {
+    let v = |i: usize| -> rusqlite::Result<i64> { Ok(r.get::<_, i64>(first + i)? * sign) };
     Ok(Counters {
-        tool_calls: r.get(first + 7)?,
-        tool_errors: r.get(first + 8)?,
-        est_input: r.get(first + 9)?,
-        est_output: r.get(first + 10)?,
-        est_cost_pusd: r.get(first + 11)?,
-        ..Counters::usage_at(r, first)?
+        input: v(0)?,
+        output: v(1)?,
+        cache_creation: v(2)?,
+        cache_read: v(3)?,
+        cost_pusd: v(4)?,
+        responses: v(5)?,
+        unpriced: v(6)?,
+        tool_calls: v(7)?,
+        tool_errors: v(8)?,
+        est_input: v(9)?,
+        est_output: v(10)?,
+        est_cost_pusd: v(11)?,
     })
 }
 
 /// Per key: the counters and the sessions active there; and the same for everything.
 pub type Grouped = (BTreeMap<String, (Counters, i64)>, (Counters, i64));
+
+/// Where a row's figures go: a key's index in [`Fold::names`], or the totals only.
+const TOTALS_ONLY: usize = usize::MAX;
+
+/// The figures of rows of (key, sign, session key, active rows, counters...) folded per key
+/// index as they come: no `String` or set per row. A row's sign is 1, or -1 for a row that a
+/// plan subtracts again (see [`plan_days`]), so a session is active for a key when its rows
+/// there add up to more than zero.
+struct Fold {
+    names: Vec<String>,
+    index: HashMap<String, usize>,
+    /// The key of the row before (rows come in runs of one key).
+    last: usize,
+    counters: Vec<Counters>,
+    /// (key, session key, signed active rows) of every row with active rows.
+    active: Vec<(usize, i64, i64)>,
+    /// The session keys active anywhere (filled by [`Fold::finish`]).
+    on: Vec<i64>,
+    all: Counters,
+}
+
+/// Scratch buffers of [`Fold`] kept between calls: (`active`, sessions).
+type Scratch = (Vec<(usize, i64, i64)>, Vec<i64>);
+
+/// Buffers grown anew on every call take fresh allocator pages, which the kernel zeroes on
+/// first touch (measured: half the time of `get_metrics` by day on a 1M-event store), so the
+/// folds reuse them, like the reader reuses connections.
+static SCRATCH: Mutex<Vec<Scratch>> = Mutex::new(Vec::new());
+
+/// Entries of a scratch buffer kept for the next call at most (24 MB), and buffers kept.
+const SCRATCH_KEEP: usize = 1 << 20;
+const SCRATCH_POOL: usize = 4;
+
+fn take_scratch() -> Scratch {
+    SCRATCH
+        .lock()
+        .ok()
+        .and_then(|mut pool| pool.pop())
+        .unwrap_or_default()
+}
+
+fn keep_scratch(mut s: Scratch) {
+    if s.0.capacity() <= SCRATCH_KEEP && s.1.capacity() <= SCRATCH_KEEP {
+        s.0.clear();
+        s.1.clear();
+        if let Ok(mut pool) = SCRATCH.lock()
+            && pool.len() < SCRATCH_POOL
+        {
+            pool.push(s);
+        }
+    }
+}
+
+impl Fold {
+    fn new() -> Fold {
+        let (active, on) = take_scratch();
+        Fold {
+            names: Vec::new(),
+            index: HashMap::new(),
+            last: 0,
+            counters: Vec::new(),
+            active,
+            on,
+            all: Counters::default(),
+        }
+    }
+
+    /// The index of key `name`, added on first sight.
+    fn key(&mut self, name: &str) -> usize {
+        if self.names.get(self.last).is_some_and(|n| n == name) {
+            return self.last;
+        }
+        let i = match self.index.get(name) {
+            Some(i) => *i,
+            None => self.insert(name),
+        };
+        self.last = i;
+        i
+    }
+
+    fn insert(&mut self, name: &str) -> usize {
+        let i = self.names.len();
+        self.names.push(name.to_string());
+        self.index.insert(name.to_string(), i);
+        self.counters.push(Counters::default());
+        i
+    }
+
+    /// Adds one row (columns: key, sign, sk, rows, [`PLAIN`]) under key index `key`.
+    fn add(&mut self, r: &Row<'_>, key: usize, no_tools: bool) -> rusqlite::Result<()> {
+        let sign: i64 = r.get(1)?;
+        let sk: i64 = r.get(2)?;
+        let rows: i64 = r.get(3)?;
+        let c = counters_at(r, 4, sign)?;
+        self.all.add(&c);
+        if rows != 0 {
+            self.active.push((key, sk, rows * sign));
+        }
+        if let Some(e) = self.counters.get_mut(key) {
+            if no_tools {
+                let own = Counters {
+                    tool_calls: 0,
+                    tool_errors: 0,
+                    ..c
+                };
+                e.add(&own);
+            } else {
+                e.add(&c);
+            }
+        }
+        Ok(())
+    }
+
+    /// Distinct active sessions per key and in all; keys with no figures left out.
+    fn finish(mut self) -> Grouped {
+        self.active.sort_unstable_by_key(|&(k, sk, _)| (k, sk));
+        let mut sessions = vec![0i64; self.names.len()];
+        let on = &mut self.on;
+        for run in self.active.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            if run.iter().map(|x| x.2).sum::<i64>() > 0 {
+                if let Some(s) = sessions.get_mut(run[0].0) {
+                    *s += 1;
+                }
+                on.push(run[0].1);
+            }
+        }
+        on.sort_unstable();
+        on.dedup();
+        let all = (self.all, on.len() as i64);
+        keep_scratch((self.active, self.on));
+        let per = self
+            .names
+            .into_iter()
+            .zip(self.counters)
+            .zip(sessions)
+            .filter(|((_, c), s)| !c.is_empty() || *s > 0)
+            .map(|((k, c), s)| (k, (c, s)))
+            .collect();
+        (per, all)
+    }
+}
 
 fn bind_all<'a>(
     split: &Split,
@@ -151,9 +301,16 @@ pub(super) fn dimension_sql(group_by: GroupBy) -> Result<String> {
     // 5,400 daily rows of a 1M-event store).
     Ok(format!(
         "WITH src AS ({src})
-         SELECT {key} AS k, sk, rows, {PLAIN} FROM src WHERE {FILTER}",
+         SELECT {key} AS k, 1 AS sign, sk, rows, {PLAIN} FROM src WHERE {FILTER}",
         src = source_sql(),
     ))
+}
+
+/// A text key column read in place (no `String` per row).
+fn text_at<'r>(r: &'r Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
+    r.get_ref(i)?.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 /// Metrics grouped by model, project, platform or session. By model, tool calls (which have
@@ -166,78 +323,55 @@ pub fn by_dimension(conn: &Connection, f: &Filter, group_by: GroupBy) -> Result<
     let split = split(f, true);
     let bound = bind_all(&split, f, &[]);
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query(as_params(&bound).as_slice())?;
-    fold(
-        rows,
-        |r| {
-            let k: String = r.get(0)?;
-            Ok(match group_by {
-                // A row of tool calls only: in the totals, under no model.
-                GroupBy::Model if k.is_empty() => None,
-                _ => Some(k),
-            })
-        },
-        group_by == GroupBy::Model,
-    )
-}
-
-/// Folds rows of (key, session key, active rows, counters...) into per-key and overall
-/// figures with distinct sessions; `key` None counts in the totals only. With `no_tools`, the
-/// per-key figures leave tool calls out.
-fn fold(
-    mut rows: rusqlite::Rows<'_>,
-    mut key: impl FnMut(&Row<'_>) -> rusqlite::Result<Option<String>>,
-    no_tools: bool,
-) -> Result<Grouped> {
-    let mut per: BTreeMap<String, (Counters, HashSet<i64>)> = BTreeMap::new();
-    let mut all: (Counters, HashSet<i64>) = Default::default();
+    let mut rows = stmt.query(as_params(&bound).as_slice())?;
+    let no_tools = group_by == GroupBy::Model;
+    let mut fold = Fold::new();
     while let Some(r) = rows.next()? {
-        let sk: i64 = r.get(1)?;
-        let active = r.get::<_, i64>(2)? > 0;
-        let c = counters_at(r, 3)?;
-        all.0.add(&c);
-        if active {
-            all.1.insert(sk);
-        }
-        if let Some(k) = key(r)? {
-            let e = per.entry(k).or_default();
-            let mut own = c;
-            if no_tools {
-                (own.tool_calls, own.tool_errors) = (0, 0);
-            }
-            e.0.add(&own);
-            if active {
-                e.1.insert(sk);
-            }
-        }
+        let name = text_at(r, 0)?;
+        let key = if no_tools && name.is_empty() {
+            // A row of tool calls only: in the totals, under no model.
+            TOTALS_ONLY
+        } else {
+            fold.key(name)
+        };
+        fold.add(r, key, no_tools)?;
     }
-    let per = per
-        .into_iter()
-        .filter(|(_, (c, s))| !c.is_empty() || !s.is_empty())
-        .map(|(k, (c, s))| (k, (c, s.len() as i64)))
-        .collect();
-    Ok((per, (all.0, all.1.len() as i64)))
+    Ok(fold.finish())
 }
 
 /// The statement of [`by_period`]: per local day and session, from quarter-hour ranges
-/// (`:qranges`), hour ranges (`:hranges`), each `[lo, hi, offset]`, and the partial edges.
+/// (`:qranges`), hour ranges (`:hranges`) and UTC-day ranges (`:dranges`), each `[lo, hi,
+/// offset, sign]`, and the partial edges.
 pub(super) fn period_sql() -> String {
+    let ranges = |name: &str, param: &str| {
+        format!(
+            "{name} AS MATERIALIZED (SELECT value ->> 0 AS lo, value ->> 1 AS hi,
+                                            value ->> 2 AS off, value ->> 3 AS sign
+                                     FROM json_each({param}))"
+        )
+    };
     format!(
-        "WITH qr AS MATERIALIZED (SELECT value ->> 0 AS lo, value ->> 1 AS hi, value ->> 2 AS off
-                                 FROM json_each(:qranges)),
-              hr AS MATERIALIZED (SELECT value ->> 0 AS lo, value ->> 1 AS hi, value ->> 2 AS off
-                                 FROM json_each(:hranges)),
+        "WITH {qr}, {hr}, {dr},
               src AS (
-                SELECT (r.bucket + qr.off) / 96 AS day, r.sk, r.platform, r.project, {r_counters}
+                SELECT (r.bucket + qr.off) / 96 AS day, qr.sign AS sign, r.sk, r.platform,
+                       r.project, {r_counters}
                 FROM qr CROSS JOIN rollup_q r ON r.bucket >= qr.lo AND r.bucket < qr.hi
                 UNION ALL
-                SELECT (r.hour * 4 + hr.off) / 96, r.sk, r.platform, r.project, {r_counters}
+                SELECT (r.hour * 4 + hr.off) / 96, hr.sign, r.sk, r.platform, r.project,
+                       {r_counters}
                 FROM hr CROSS JOIN rollup_h r ON r.hour >= hr.lo AND r.hour < hr.hi
                 UNION ALL
-                SELECT (b + :r1_off) / 96, sk, platform, project, {COUNTERS} FROM ({r1})
+                SELECT (r.day * 96 + dr.off) / 96, dr.sign, r.sk, r.platform, r.project,
+                       {r_counters}
+                FROM dr CROSS JOIN rollup_d r ON r.day >= dr.lo AND r.day < dr.hi
                 UNION ALL
-                SELECT (b + :r2_off) / 96, sk, platform, project, {COUNTERS} FROM ({r2}))
-         SELECT day, sk, rows, {PLAIN} FROM src WHERE {FILTER}",
+                SELECT (b + :r1_off) / 96, 1, sk, platform, project, {COUNTERS} FROM ({r1})
+                UNION ALL
+                SELECT (b + :r2_off) / 96, 1, sk, platform, project, {COUNTERS} FROM ({r2}))
+         SELECT day, sign, sk, rows, {PLAIN} FROM src WHERE {FILTER}",
+        qr = ranges("qr", ":qranges"),
+        hr = ranges("hr", ":hranges"),
+        dr = ranges("dr", ":dranges"),
         r_counters = COUNTERS
             .split(',')
             .map(|c| format!("r.{}", c.trim()))
@@ -248,46 +382,98 @@ pub(super) fn period_sql() -> String {
     )
 }
 
-/// Bucket ranges `(lo, hi, offset)` to read from `rollup_q` and hour ranges to read from
-/// `rollup_h` for the whole buckets `[a, z)`, all at UTC offset `off` (quarter hours): hours
+/// What [`by_period`] reads: ranges `[lo, hi, offset, sign]` of `rollup_q` buckets, of
+/// `rollup_h` hours and of `rollup_d` days; a row of a range counts `sign` times (1, or -1
+/// to take it back out of a day it was read with) in local day `(bucket + offset) / 96`.
+#[derive(Debug, Default)]
+struct Plan {
+    q: Vec<[i64; 4]>,
+    h: Vec<[i64; 4]>,
+    d: Vec<[i64; 4]>,
+}
+
+/// The widest UTC offset, in quarter hours either way, for which [`plan_days`] reads UTC days
+/// and moves the hours that belong to the neighbouring local day (2 × 3 hours of hour rows a
+/// day against 24): beyond it hours are fewer rows.
+const DAY_SHIFT_MAX: i64 = 12;
+
+/// Plans the whole buckets `[a, z)` at UTC offset `off` (quarter hours): the UTC days inside
+/// from `rollup_d` when the offset is small, each counted in the local day that holds most of
+/// it, with the `|off|` buckets at one end that belong to the neighbouring local day taken
+/// out of it (sign -1) and put in theirs; everything else from [`plan_segment`].
+fn plan_days(a: i64, z: i64, off: i64, p: &mut Plan) {
+    let da = a.div_euclid(BUCKETS_PER_DAY) + i64::from(a.rem_euclid(BUCKETS_PER_DAY) != 0);
+    let dz = z.div_euclid(BUCKETS_PER_DAY);
+    if da >= dz || off.abs() > DAY_SHIFT_MAX {
+        plan_segment(a, z, off, 1, p);
+        return;
+    }
+    if a < da * BUCKETS_PER_DAY {
+        plan_segment(a, da * BUCKETS_PER_DAY, off, 1, p);
+    }
+    if dz * BUCKETS_PER_DAY < z {
+        plan_segment(dz * BUCKETS_PER_DAY, z, off, 1, p);
+    }
+    // UTC day d counts in local day d: (96 d + 0) / 96.
+    p.d.push([da, dz, 0, 1]);
+    if off == 0 {
+        return;
+    }
+    for d in da..dz {
+        // East of UTC the day's last `off` buckets are the next local day's; west of it the
+        // first `-off` buckets are the previous one's.
+        let start = d * BUCKETS_PER_DAY;
+        let (x, y) = if off > 0 {
+            (start + BUCKETS_PER_DAY - off, start + BUCKETS_PER_DAY)
+        } else {
+            (start, start - off)
+        };
+        plan_segment(x, y, 0, -1, p);
+        plan_segment(x, y, off, 1, p);
+    }
+}
+
+/// Bucket ranges to read from `rollup_q` and hour ranges to read from `rollup_h` for the
+/// whole buckets `[a, z)`, all at UTC offset `off` (quarter hours) and with `sign`: hours
 /// wherever no local midnight falls inside one, quarter hours elsewhere.
-fn plan_segment(a: i64, z: i64, off: i64, q: &mut Vec<[i64; 3]>, h: &mut Vec<[i64; 3]>) {
+fn plan_segment(a: i64, z: i64, off: i64, sign: i64, p: &mut Plan) {
     const PER_HOUR: i64 = crate::metrics::rollup::BUCKETS_PER_HOUR;
+    let (q, h) = (&mut p.q, &mut p.h);
     let h0 = a.div_euclid(PER_HOUR) + i64::from(a.rem_euclid(PER_HOUR) != 0);
     let h1 = z.div_euclid(PER_HOUR);
     if h0 >= h1 {
-        q.push([a, z, off]);
+        q.push([a, z, off, sign]);
         return;
     }
     if a < h0 * PER_HOUR {
-        q.push([a, h0 * PER_HOUR, off]);
+        q.push([a, h0 * PER_HOUR, off, sign]);
     }
     if h1 * PER_HOUR < z {
-        q.push([h1 * PER_HOUR, z, off]);
+        q.push([h1 * PER_HOUR, z, off, sign]);
     }
     if off.rem_euclid(PER_HOUR) == 0 {
-        h.push([h0, h1, off]);
+        h.push([h0, h1, off, sign]);
         return;
     }
     // The hour holding a local midnight: its bucket m has (m + off) % 96 == 0 and m is not the
     // hour's first bucket, i.e. (4 h + off) % 96 is 93, 94 or 95. It comes back every 24 hours.
     let midnight_hour = |x: i64| (x * PER_HOUR + off).rem_euclid(BUCKETS_PER_DAY) >= 93;
     let Some(first) = (h0..h0 + 24).find(|x| midnight_hour(*x)) else {
-        h.push([h0, h1, off]);
+        h.push([h0, h1, off, sign]);
         return;
     };
     let mut at = h0;
     let mut m = first;
     while m < h1 {
         if at < m {
-            h.push([at, m, off]);
+            h.push([at, m, off, sign]);
         }
-        q.push([m * PER_HOUR, (m + 1) * PER_HOUR, off]);
+        q.push([m * PER_HOUR, (m + 1) * PER_HOUR, off, sign]);
         at = m + 1;
         m += 24;
     }
     if at < h1 {
-        h.push([at, h1, off]);
+        h.push([at, h1, off, sign]);
     }
 }
 
@@ -303,17 +489,17 @@ pub fn by_period(conn: &Connection, f: &Filter, group_by: GroupBy, tz: &Tz) -> R
         return Ok(Default::default());
     };
     let (qa, qz) = (split.q[0].0.max(lo), split.q[0].1.min(hi.saturating_add(1)));
-    let (mut q, mut h) = (Vec::new(), Vec::new());
+    let mut plan = Plan::default();
     for (a, z, off) in tz.offset_segments(lo, hi) {
         let (a, z) = (a.max(qa), z.min(qz));
         if a < z {
-            plan_segment(a, z, off, &mut q, &mut h);
+            plan_days(a, z, off, &mut plan);
         }
     }
-    let json = |v: &Vec<[i64; 3]>| {
+    let json = |v: &Vec<[i64; 4]>| {
         serde_json::to_string(v).map_err(|e| QueryError::Invalid(format!("internal: {e}")))
     };
-    let (qranges, hranges) = (json(&q)?, json(&h)?);
+    let (qranges, hranges, dranges) = (json(&plan.q)?, json(&plan.h)?, json(&plan.d)?);
     let edge_off = |(a, z): (i64, i64)| {
         if a < z {
             tz.offset_buckets(a.div_euclid(BUCKET_MS))
@@ -322,9 +508,10 @@ pub fn by_period(conn: &Connection, f: &Filter, group_by: GroupBy, tz: &Tz) -> R
         }
     };
     let (r1_off, r2_off) = (edge_off(split.raw[0]), edge_off(split.raw[1]));
-    let params: [(&str, &dyn rusqlite::ToSql); 10] = [
+    let params: [(&str, &dyn rusqlite::ToSql); 11] = [
         (":qranges", &qranges),
         (":hranges", &hranges),
+        (":dranges", &dranges),
         (":r1_lo", &split.raw[0].0),
         (":r1_hi", &split.raw[0].1),
         (":r2_lo", &split.raw[1].0),
@@ -335,23 +522,31 @@ pub fn by_period(conn: &Connection, f: &Filter, group_by: GroupBy, tz: &Tz) -> R
         (":project", &f.project),
     ];
     let mut stmt = conn.prepare_cached(&period_sql())?;
-    let rows = stmt.query(params.as_slice())?;
-    let mut last: Option<(i64, String)> = None;
-    fold(
-        rows,
-        |r| {
-            let day: i64 = r.get(0)?;
-            Ok(Some(match &last {
-                Some((d, k)) if *d == day => k.clone(),
-                _ => {
-                    let k = day_key(day, group_by);
-                    last = Some((day, k.clone()));
-                    k
-                }
-            }))
-        },
-        false,
-    )
+    let mut rows = stmt.query(params.as_slice())?;
+    let mut fold = Fold::new();
+    // Rows come day by day within each range: the last day's key index, then every day's.
+    let mut last: Option<(i64, usize)> = None;
+    let mut days: HashMap<i64, usize> = HashMap::new();
+    while let Some(r) = rows.next()? {
+        let day: i64 = r.get(0)?;
+        let key = match last {
+            Some((d, k)) if d == day => k,
+            _ => {
+                let k = match days.get(&day) {
+                    Some(k) => *k,
+                    None => {
+                        let k = fold.key(&day_key(day, group_by));
+                        days.insert(day, k);
+                        k
+                    }
+                };
+                last = Some((day, k));
+                k
+            }
+        };
+        fold.add(r, key, false)?;
+    }
+    Ok(fold.finish())
 }
 
 /// The first and last bucket holding rows of the split range, if any.
@@ -450,15 +645,16 @@ mod tests {
     fn segments_read_hours_except_where_a_midnight_cuts_one() {
         for off in [0, 8, 22, 23, -10, -14, 3] {
             for (a, z) in [(0, 96 * 9), (5, 96 * 3 + 7), (1, 3), (94, 98), (400, 404)] {
-                let (mut q, mut h) = (Vec::new(), Vec::new());
-                plan_segment(a, z, off, &mut q, &mut h);
+                let mut p = Plan::default();
+                plan_segment(a, z, off, 1, &mut p);
+                assert!(p.d.is_empty());
                 let mut seen = vec![0; (z - a) as usize];
-                for [x, y, o] in &q {
-                    assert_eq!(*o, off);
+                for [x, y, o, sign] in &p.q {
+                    assert_eq!((*o, *sign), (off, 1));
                     (*x..*y).for_each(|b| seen[(b - a) as usize] += 1);
                 }
-                for [x, y, o] in &h {
-                    assert_eq!(*o, off);
+                for [x, y, o, sign] in &p.h {
+                    assert_eq!((*o, *sign), (off, 1));
                     for hour in *x..*y {
                         // No local midnight strictly inside an hour read whole.
                         for b in hour * 4 + 1..hour * 4 + 4 {
@@ -467,10 +663,56 @@ mod tests {
                         (hour * 4..hour * 4 + 4).for_each(|b| seen[(b - a) as usize] += 1);
                     }
                 }
-                assert!(
-                    seen.iter().all(|n| *n == 1),
-                    "off {off} [{a}, {z}): {q:?} {h:?}"
+                assert!(seen.iter().all(|n| *n == 1), "off {off} [{a}, {z}): {p:?}");
+            }
+        }
+    }
+
+    /// With UTC days and the buckets moved between local days, every bucket of a segment
+    /// still counts exactly once, in its own local day `(bucket + off) / 96`, for every
+    /// offset (whole, half and quarter hours, east and west), and days are read where the
+    /// offset is small.
+    #[test]
+    fn day_plans_count_every_bucket_once_in_its_local_day() {
+        for off in -DAY_SHIFT_MAX - 2..=DAY_SHIFT_MAX + 2 {
+            for (a, z) in [
+                (96 * 10, 96 * 19),
+                (96 * 10 + 5, 96 * 13 + 7),
+                (96 * 10 + 90, 96 * 12 + 3),
+                (96 * 10 + 1, 96 * 10 + 9),
+            ] {
+                let mut p = Plan::default();
+                plan_days(a, z, off, &mut p);
+                let whole_day = a.div_euclid(96) + i64::from(a % 96 != 0) < z.div_euclid(96);
+                assert_eq!(
+                    !p.d.is_empty(),
+                    whole_day && off.abs() <= DAY_SHIFT_MAX,
+                    "off {off} [{a}, {z}): {p:?}"
                 );
+                // Net count per (bucket, local day).
+                let mut net: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+                let mut count = |b: i64, o: i64, sign: i64| {
+                    *net.entry((b, (b + o).div_euclid(96))).or_default() += sign;
+                };
+                for [x, y, o, sign] in &p.q {
+                    (*x..*y).for_each(|b| count(b, *o, *sign));
+                }
+                for [x, y, o, sign] in &p.h {
+                    for b in *x * 4..*y * 4 {
+                        // An hour row counts in the local day of the hour's first bucket.
+                        *net.entry((b, (b / 4 * 4 + o).div_euclid(96))).or_default() += sign;
+                    }
+                }
+                for [x, y, o, sign] in &p.d {
+                    for b in *x * 96..*y * 96 {
+                        *net.entry((b, (b / 96 * 96 + o).div_euclid(96)))
+                            .or_default() += sign;
+                    }
+                }
+                net.retain(|_, n| *n != 0);
+                let want: BTreeMap<(i64, i64), i64> =
+                    (a..z).map(|b| ((b, (b + off).div_euclid(96)), 1)).collect();
+                assert_eq!(net, want, "off {off} [{a}, {z}): {p:?}");
             }
         }
     }
