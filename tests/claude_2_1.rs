@@ -135,7 +135,7 @@ fn scan_sqlite(db: &Path) -> usize {
     let c = rusqlite::Connection::open(db).expect("db");
     let mut scanned = 0;
     let payloads: Vec<(String, Vec<u8>)> = c
-        .prepare("SELECT kind, payload FROM raw_traces")
+        .prepare("SELECT kind, payload FROM raw_traces_text")
         .expect("prep")
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .expect("q")

@@ -54,6 +54,9 @@ fn module_arrows_point_down() {
             "query",
             &[
                 "raw_traces",
+                "raw_sources",
+                "raw_kinds",
+                "raw_sessions",
                 "crate::slow_path",
                 "crate::fast_path",
                 "crate::capture",
@@ -65,6 +68,9 @@ fn module_arrows_point_down() {
             "mcp",
             &[
                 "raw_traces",
+                "raw_sources",
+                "raw_kinds",
+                "raw_sessions",
                 "crate::slow_path",
                 "crate::fast_path",
                 "crate::capture",

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::event::{Event, Source};
 use crate::queue::{self, DeadLetter, Entry, Queue, QueueError};
 use crate::store::codec::Compressor;
+use crate::store::raw;
 use crate::store::{Failure, StoreError, classify};
 
 pub const BATCH: usize = 100;
@@ -71,21 +72,29 @@ pub fn insert_batch<E: std::borrow::Borrow<Event>>(
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut inserted = 0;
     {
+        // The compact row (migration 0007, `store::raw`): the id as its 16-byte key plus
+        // form and tail, the repeated strings as refs.
+        let mut refs = raw::Refs::default();
         let mut stmt = tx.prepare_cached(
             "INSERT OR IGNORE INTO raw_traces
-               (id, platform, kind, session_id, ts, source_kind, source, source_offset,
+               (id_key, id_form, id_tail, kind_ref, session_ref, ts, source_ref, source_offset,
                 source_key, source_version, payload, received_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?;
         for (e, z) in events.iter().zip(&compressed) {
+            let (form, tail) = raw::encode_id(&e.id, e.session_id.as_deref());
+            let session_ref = match e.session_id.as_deref() {
+                Some(s) => Some(refs.session(&tx, s)?),
+                None => None,
+            };
             inserted += stmt.execute(params![
-                e.id,
-                e.platform.as_str(),
-                e.kind,
-                e.session_id,
+                raw::id_key(&e.id),
+                form,
+                tail,
+                refs.kind(&tx, e.platform.as_str(), &e.kind)?,
+                session_ref,
                 e.timestamp_ms,
-                e.source.kind(),
-                e.source.location(),
+                refs.source(&tx, e.source.kind(), e.source.location())?,
                 match &e.source {
                     Source::FileLine { offset, .. } => Some(*offset as i64),
                     Source::Hook { received_at, .. } => Some(*received_at),
