@@ -8,9 +8,10 @@
 --
 -- * `source_kind` + `source`, `platform` + `kind` and `session_id` are interned once, in
 --   `raw_sources`, `raw_kinds` and `raw_sessions` (append-only; a row holds the integer ref).
--- * The dedup key is `id_key`, the 16-byte xxh3-128 of the id text (src/store/raw.rs
---   `id_key`), UNIQUE (`raw_traces_id`), so `INSERT OR IGNORE` stays idempotent (invariant
---   3) with an index entry of ~20 B instead of ~80 B.
+-- * The dedup key is `id_key`, 16 bytes computed from the id text alone (src/store/raw.rs
+--   `id_key`: 4 bytes of a hash of the id's session part, for index locality, then 96 bits
+--   of the xxh3-128 of the whole id), UNIQUE (`raw_traces_id`), so `INSERT OR IGNORE` stays
+--   idempotent (invariant 3) with an index entry of ~20 B instead of ~80 B.
 -- * The id text is kept, compactly, because derivation needs it (messages.event_id,
 --   hook_events, derive_rejects and the dead-letter stream quote it) and it cannot be rebuilt
 --   from anything else for every source (`hk:`/`cc:h:` ids hash the raw line or hook body,
@@ -58,7 +59,7 @@ INSERT INTO raw_sessions (session_id)
 
 CREATE TABLE raw_traces_v7 (
     seq            INTEGER PRIMARY KEY,
-    -- xxh3-128 of the event id (the dedup key, unique: raw_traces_id)
+    -- the event id's dedup key (store::raw::id_key; unique: raw_traces_id)
     id_key         BLOB    NOT NULL CHECK (length(id_key) = 16),
     -- how id_tail rebuilds the id (store::raw::form): 0 verbatim text, 1 `cc:<session>:` +
     -- uuid bytes, 2 `cc:<session>:` + text, 3 `cc:h:` + hash bytes, 4 `hk:` + hash bytes

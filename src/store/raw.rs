@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use xxhash_rust::xxh3::xxh3_128;
+use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
 /// `id_form`: how `id_tail` rebuilds the id. Kept in step with the `raw_traces_text` view of
 /// `schemas/sql/0007_compact_raw_traces.sql`: never renumbered.
@@ -36,9 +36,19 @@ pub mod form {
     pub const HOOK_HASH: i64 = 4;
 }
 
-/// The dedup key of an event id: xxh3-128 of its UTF-8 bytes, big-endian.
+/// The dedup key of an event id, 16 bytes, a function of the id's text alone: 4 bytes of the
+/// xxh3-64 of its *group* (the id up to its last `:` — `cc:<session>`, `cu:bubbleId:<composer>`,
+/// `hk`, ...), then 12 bytes (96 bits) of the xxh3-128 of the whole id. Equal ids give equal
+/// keys (idempotence); two different ids share a key only if their 96-bit hashes collide.
+/// The group prefix keeps one session's keys together in the index, as the text ids were: a
+/// batch of one transcript touches a few leaf pages of `raw_traces_id`, not one random page
+/// per event (measured: a fully random 16-byte key made the fast path write 2.9x the WAL).
 pub fn id_key(id: &str) -> [u8; 16] {
-    xxh3_128(id.as_bytes()).to_be_bytes()
+    let group = id.rfind(':').map_or("", |i| &id[..i]);
+    let mut key = [0u8; 16];
+    key[..4].copy_from_slice(&xxh3_64(group.as_bytes()).to_be_bytes()[..4]);
+    key[4..].copy_from_slice(&xxh3_128(id.as_bytes()).to_be_bytes()[..12]);
+    key
 }
 
 /// `id_tail`: text or 16 bytes.
@@ -298,5 +308,13 @@ mod tests {
         assert_eq!(uuid_bytes("7d1f0c2a-1b2c-4d3e-8f90_a1b2c3d4e5f6"), None);
         assert_ne!(id_key("a"), id_key("b"));
         assert_eq!(id_key("a"), id_key("a"));
+        // One session's keys share their first 4 bytes (index locality), not their rest.
+        let (a, b) = (
+            id_key(&format!("cc:{s}:{u}")),
+            id_key(&format!("cc:{s}:u2")),
+        );
+        assert_eq!(a[..4], b[..4]);
+        assert_ne!(a[4..], b[4..]);
+        assert_ne!(a[..4], id_key(&format!("cc:other:{u}"))[..4]);
     }
 }
