@@ -82,19 +82,20 @@ pub fn insert_batch<E: std::borrow::Borrow<Event>>(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?;
         for (e, z) in events.iter().zip(&compressed) {
-            let (form, tail) = raw::encode_id(&e.id, e.session_id.as_deref());
-            let session_ref = match e.session_id.as_deref() {
-                Some(s) => Some(refs.session(&tx, s)?),
-                None => None,
+            let key = raw::id_key(&e.id);
+            // None: a duplicate with a string never stored (nothing to insert).
+            let Some(r) = refs.for_event(&tx, e, &key)? else {
+                continue;
             };
+            let (form, tail) = raw::encode_id(&e.id, e.session_id.as_deref());
             inserted += stmt.execute(params![
-                raw::id_key(&e.id),
+                key,
                 form,
                 tail,
-                refs.kind(&tx, e.platform.as_str(), &e.kind)?,
-                session_ref,
+                r.kind,
+                r.session,
                 e.timestamp_ms,
-                refs.source(&tx, e.source.kind(), e.source.location())?,
+                r.source,
                 match &e.source {
                     Source::FileLine { offset, .. } => Some(*offset as i64),
                     Source::Hook { received_at, .. } => Some(*received_at),
@@ -495,5 +496,23 @@ mod tests {
             .query_row("SELECT count(*) FROM raw_traces", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rows, 3);
+        // The same event seen again in a copy of its file at another path (another source,
+        // a new session string in its id's row): nothing stored, not even the new strings.
+        let mut copy = ev("a");
+        copy.source = Source::FileLine {
+            path: "/elsewhere/f".into(),
+            offset: 0,
+        };
+        copy.kind = "assistant".into();
+        let (n, _) = insert_batch(&mut c, z, &[copy]).unwrap();
+        assert_eq!(n, 0);
+        let lookups: i64 = c
+            .query_row(
+                "SELECT (SELECT count(*) FROM raw_sources) + (SELECT count(*) FROM raw_kinds)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(lookups, 2);
     }
 }

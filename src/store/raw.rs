@@ -2,9 +2,9 @@
 //!
 //! An event's deterministic id (`cc:<session>:<line uuid>`, `cc:h:<hash>`, `hk:<hash>`,
 //! `cu:<key>@<version>`, `ca:...`; see [`crate::event`]) is stored twice, compactly:
-//! - as its **dedup key** [`id_key`], the 16-byte xxh3-128 of the id's bytes, the table's
+//! - as its **dedup key** [`id_key`], 16 bytes hashed from the id's text alone, the table's
 //!   UNIQUE key (`raw_traces_id`): `INSERT OR IGNORE` on it makes inserts idempotent, exactly
-//!   like the UNIQUE text id did (two ids with one key would need a 128-bit collision);
+//!   like the UNIQUE text id did (two ids with one key would need a 96-bit collision);
 //! - as `id_form` + `id_tail`, from which the view `raw_traces_text` rebuilds the id text
 //!   byte for byte ([`encode_id`] is its inverse, and the tests prove the round trip).
 //!
@@ -183,86 +183,142 @@ pub struct Refs<'a> {
 }
 
 impl<'a> Refs<'a> {
-    /// The ref of (platform, kind) in `raw_kinds`.
-    ///
-    /// # Errors
-    /// SQLite errors.
-    pub fn kind(
+    /// The ref of (platform, kind) in `raw_kinds`, inserted when `insert` and new.
+    fn kind_ref(
         &mut self,
         tx: &Transaction<'_>,
         platform: &'a str,
         kind: &'a str,
-    ) -> rusqlite::Result<i64> {
+        insert: bool,
+    ) -> rusqlite::Result<Option<i64>> {
         if let Some(r) = self.kinds.get(&(platform, kind)) {
-            return Ok(*r);
+            return Ok(Some(*r));
         }
         let r = intern(
             tx,
             "SELECT ref FROM raw_kinds WHERE platform = ?1 AND kind = ?2",
-            "INSERT INTO raw_kinds (platform, kind) VALUES (?1, ?2)",
+            insert.then_some("INSERT INTO raw_kinds (platform, kind) VALUES (?1, ?2)"),
             params![platform, kind],
         )?;
-        self.kinds.insert((platform, kind), r);
+        if let Some(r) = r {
+            self.kinds.insert((platform, kind), r);
+        }
         Ok(r)
     }
 
-    /// The ref of (source kind, location) in `raw_sources`.
-    ///
-    /// # Errors
-    /// SQLite errors (a kind outside `file`/`hook`/`db` fails the CHECK).
-    pub fn source(
+    /// The ref of (source kind, location) in `raw_sources` (a kind outside
+    /// `file`/`hook`/`db` fails its CHECK).
+    fn source_ref(
         &mut self,
         tx: &Transaction<'_>,
         kind: &'a str,
         location: &'a str,
-    ) -> rusqlite::Result<i64> {
+        insert: bool,
+    ) -> rusqlite::Result<Option<i64>> {
         if let Some(r) = self.sources.get(&(kind, location)) {
-            return Ok(*r);
+            return Ok(Some(*r));
         }
         let r = intern(
             tx,
             "SELECT ref FROM raw_sources WHERE kind = ?1 AND location = ?2",
-            "INSERT INTO raw_sources (kind, location) VALUES (?1, ?2)",
+            insert.then_some("INSERT INTO raw_sources (kind, location) VALUES (?1, ?2)"),
             params![kind, location],
         )?;
-        self.sources.insert((kind, location), r);
+        if let Some(r) = r {
+            self.sources.insert((kind, location), r);
+        }
         Ok(r)
     }
 
     /// The ref of a session id in `raw_sessions`.
-    ///
-    /// # Errors
-    /// SQLite errors.
-    pub fn session(&mut self, tx: &Transaction<'_>, session_id: &'a str) -> rusqlite::Result<i64> {
+    fn session_ref(
+        &mut self,
+        tx: &Transaction<'_>,
+        session_id: &'a str,
+        insert: bool,
+    ) -> rusqlite::Result<Option<i64>> {
         if let Some(r) = self.sessions.get(session_id) {
-            return Ok(*r);
+            return Ok(Some(*r));
         }
         let r = intern(
             tx,
             "SELECT ref FROM raw_sessions WHERE session_id = ?1",
-            "INSERT INTO raw_sessions (session_id) VALUES (?1)",
+            insert.then_some("INSERT INTO raw_sessions (session_id) VALUES (?1)"),
             params![session_id],
         )?;
-        self.sessions.insert(session_id, r);
+        if let Some(r) = r {
+            self.sessions.insert(session_id, r);
+        }
         Ok(r)
     }
+
+    /// The refs of an event's (platform, kind), source and session, interning what is new —
+    /// or `None` when a string is new and the event is a duplicate (its key is stored
+    /// already): `INSERT OR IGNORE` would ignore it, and nothing of it may be left behind
+    /// (a copy of a transcript at another path stores nothing, not even the path).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn for_event(
+        &mut self,
+        tx: &Transaction<'_>,
+        e: &'a crate::event::Event,
+        key: &[u8; 16],
+    ) -> rusqlite::Result<Option<EventRefs>> {
+        let mut insert = false;
+        loop {
+            let kind = self.kind_ref(tx, e.platform.as_str(), &e.kind, insert)?;
+            let source = self.source_ref(tx, e.source.kind(), e.source.location(), insert)?;
+            let session = match e.session_id.as_deref() {
+                Some(s) => self.session_ref(tx, s, insert)?.map(Some),
+                None => Some(None),
+            };
+            if let (Some(kind), Some(source), Some(session)) = (kind, source, session) {
+                return Ok(Some(EventRefs {
+                    kind,
+                    source,
+                    session,
+                }));
+            }
+            let stored = tx
+                .prepare_cached("SELECT 1 FROM raw_traces WHERE id_key = ?1")?
+                .query_row([&key[..]], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if stored || insert {
+                return Ok(None);
+            }
+            insert = true;
+        }
+    }
+}
+
+/// The refs of one event's row.
+#[derive(Debug, Clone, Copy)]
+pub struct EventRefs {
+    pub kind: i64,
+    pub source: i64,
+    pub session: Option<i64>,
 }
 
 fn intern(
     tx: &Transaction<'_>,
     select: &str,
-    insert: &str,
+    insert: Option<&str>,
     p: &[&dyn ToSql],
-) -> rusqlite::Result<i64> {
+) -> rusqlite::Result<Option<i64>> {
     if let Some(r) = tx
         .prepare_cached(select)?
         .query_row(p, |r| r.get(0))
         .optional()?
     {
-        return Ok(r);
+        return Ok(Some(r));
     }
+    let Some(insert) = insert else {
+        return Ok(None);
+    };
     tx.prepare_cached(insert)?.execute(p)?;
-    Ok(tx.last_insert_rowid())
+    Ok(Some(tx.last_insert_rowid()))
 }
 
 #[cfg(test)]
