@@ -10,11 +10,11 @@
 //! As shipped, the fast path's connection never checkpoints the WAL itself
 //! (`store::no_autocheckpoint`; the slow path's connection does) and compresses against the
 //! preset dictionary (`store::codec`). Side by side, alternating (after, before, after,
-//! before), each on its own fresh database: "before" is the encoding and schema before issue
-//! 9's store work (plain zlib level 1, no dictionary, and the `raw_traces_session` index that
-//! migration 0006 drops). Then the same run with SQLite's automatic checkpoint inside the
-//! commit, and compression alone: the shipped codec, no dictionary, a fresh encoder per
-//! payload, and the dictionary at other levels.
+//! before), each on its own fresh database: "before" is the row model before migration 0007
+//! (a store created at schema version 6, the text columns and the UNIQUE text id, written by
+//! a copy of that version's insert; the same compressor and events). Then the same run with
+//! SQLite's automatic checkpoint inside the commit, and compression alone: the shipped
+//! codec, no dictionary, a fresh encoder per payload, and the dictionary at other levels.
 //!
 //! Run: `cargo bench --bench fast_path` (env `BATCHES`, `BATCH_SIZE` override the counts).
 //! Plain `std::time::Instant`, no harness: it prints one table and a JSON line.
@@ -293,10 +293,61 @@ struct Phase {
 enum Variant {
     /// As shipped.
     Shipped,
-    /// Before issue 9's store work: no dictionary, level 1, the `raw_traces_session` index.
+    /// Before migration 0007: schema version 6, its text row and insert.
     Before,
     /// As shipped, but SQLite's automatic WAL checkpoint inside the commit.
     CheckpointInCommit,
+}
+
+/// The fast path's insert of schema version 6 (before migration 0007), as it was.
+fn insert_batch_v6(
+    conn: &mut rusqlite::Connection,
+    zlib: &mut Compressor,
+    events: &[Event],
+) -> Result<(usize, i64), rusqlite::Error> {
+    let now = 1_788_000_000_000_i64;
+    let compressed: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| zlib.compress(e.payload.as_bytes()))
+        .collect();
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut inserted = 0;
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT OR IGNORE INTO raw_traces
+               (id, platform, kind, session_id, ts, source_kind, source, source_offset,
+                source_key, source_version, payload, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?;
+        for (e, z) in events.iter().zip(&compressed) {
+            inserted += stmt.execute(rusqlite::params![
+                e.id,
+                e.platform.as_str(),
+                e.kind,
+                e.session_id,
+                e.timestamp_ms,
+                e.source.kind(),
+                e.source.location(),
+                Some(e.source.position()),
+                e.source.key(),
+                None::<i64>,
+                z,
+                now
+            ])?;
+        }
+    }
+    let max_seq: i64 = tx.query_row("SELECT coalesce(max(seq), 0) FROM raw_traces", [], |r| {
+        r.get(0)
+    })?;
+    if inserted > 0 {
+        tx.execute(
+            "INSERT INTO pipeline_state (key, value) VALUES ('fast_path_seq', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+            [max_seq],
+        )?;
+    }
+    tx.commit()?;
+    Ok((inserted, max_seq))
 }
 
 /// Commits `warmup + batches` batches through `fast_path::insert_batch` on a fresh file
@@ -304,17 +355,18 @@ enum Variant {
 fn phase(batches: usize, size: usize, warmup: usize, variant: Variant) -> Phase {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("telemetry.db");
-    let mut conn = blueplane::store::open_writer(&db).expect("open writer");
+    let mut conn = if variant == Variant::Before {
+        let c = blueplane::store::create_at_version(&db, 6).expect("v6 db");
+        c.execute_batch("PRAGMA synchronous=NORMAL")
+            .expect("pragmas");
+        c
+    } else {
+        blueplane::store::open_writer(&db).expect("open writer")
+    };
     if variant != Variant::CheckpointInCommit {
         blueplane::store::no_autocheckpoint(&conn).expect("fast path pragmas");
     }
-    let mut zlib = if variant == Variant::Before {
-        conn.execute_batch("CREATE INDEX raw_traces_session ON raw_traces (session_id, ts)")
-            .expect("old index");
-        Compressor::with_dictionary(None, 1)
-    } else {
-        Compressor::default()
-    };
+    let mut zlib = Compressor::default();
     let mut batches_gen = Batches::new(0x9e37_79b9_7f4a_7c15, size);
     let mut times = Vec::with_capacity(batches);
     let mut payload_bytes = 0usize;
@@ -323,8 +375,12 @@ fn phase(batches: usize, size: usize, warmup: usize, variant: Variant) -> Phase 
         let events = batches_gen.next_batch();
         let bytes: usize = events.iter().map(|e| e.payload.len()).sum();
         let t = Instant::now();
-        let (inserted, _) = blueplane::fast_path::insert_batch(&mut conn, &mut zlib, &events)
-            .expect("insert batch");
+        let (inserted, _) = if variant == Variant::Before {
+            insert_batch_v6(&mut conn, &mut zlib, &events)
+        } else {
+            blueplane::fast_path::insert_batch(&mut conn, &mut zlib, &events)
+        }
+        .expect("insert batch");
         let el = t.elapsed();
         assert_eq!(inserted, events.len(), "every event id is new");
         if i >= warmup {
@@ -405,7 +461,7 @@ fn main() {
     for (i, (a, b)) in after.iter().zip(&before).enumerate() {
         report(
             &format!(
-                "run {}: as shipped (dictionary {} B, zlib level {LEVEL}, no raw_traces_session)",
+                "run {}: as shipped (dictionary {} B, zlib level {LEVEL}, compact rows of 0007)",
                 i + 1,
                 DICTIONARIES[CURRENT].len()
             ),
@@ -414,7 +470,7 @@ fn main() {
         );
         report(
             &format!(
-                "run {}: before (no dictionary, zlib level 1, raw_traces_session)",
+                "run {}: before (schema version 6: text columns, UNIQUE text id)",
                 i + 1
             ),
             b,

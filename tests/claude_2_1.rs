@@ -135,7 +135,7 @@ fn scan_sqlite(db: &Path) -> usize {
     let c = rusqlite::Connection::open(db).expect("db");
     let mut scanned = 0;
     let kinds: Vec<String> = c
-        .prepare("SELECT kind FROM raw_traces ORDER BY seq")
+        .prepare("SELECT kind FROM raw_traces_text ORDER BY seq")
         .expect("prep")
         .query_map([], |r| r.get(0))
         .expect("q")

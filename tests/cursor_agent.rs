@@ -107,7 +107,7 @@ impl CursorEnv {
         }
         let c = rusqlite::Connection::open(self.env.db()).unwrap();
         c.query_row(
-            "SELECT count(*) FROM raw_traces WHERE platform = 'cursor' AND kind LIKE 'transcript:%'",
+            "SELECT count(*) FROM raw_traces_text WHERE platform = 'cursor' AND kind LIKE 'transcript:%'",
             [],
             |r| r.get(0),
         )
@@ -144,14 +144,14 @@ fn every_line_is_captured_once_and_a_torn_line_when_it_is_finished() {
     let db = env.env.db();
     assert_eq!(env.rows(), LINES);
     assert_eq!(
-        count(&db, "SELECT count(DISTINCT id) FROM raw_traces"),
+        count(&db, "SELECT count(DISTINCT id) FROM raw_traces_text"),
         LINES
     );
     assert_eq!(
         count(
             &db,
             &format!(
-                "SELECT count(*) FROM raw_traces WHERE session_id = '{CID}' AND source LIKE '%/subagents/%'"
+                "SELECT count(*) FROM raw_traces_text WHERE session_id = '{CID}' AND source LIKE '%/subagents/%'"
             )
         ),
         3,
@@ -160,14 +160,14 @@ fn every_line_is_captured_once_and_a_torn_line_when_it_is_finished() {
     assert_eq!(
         count(
             &db,
-            "SELECT count(*) FROM raw_traces WHERE kind = 'transcript:turn_ended'"
+            "SELECT count(*) FROM raw_traces_text WHERE kind = 'transcript:turn_ended'"
         ),
         3
     );
     assert_eq!(
         count(
             &db,
-            "SELECT count(*) FROM raw_traces WHERE kind = 'transcript:user'"
+            "SELECT count(*) FROM raw_traces_text WHERE kind = 'transcript:user'"
         ),
         6
     );
@@ -181,7 +181,7 @@ fn every_line_is_captured_once_and_a_torn_line_when_it_is_finished() {
         count(
             &db,
             &format!(
-                "SELECT count(*) FROM raw_traces WHERE session_id = '{TORN}' AND kind = 'transcript:assistant'"
+                "SELECT count(*) FROM raw_traces_text WHERE session_id = '{TORN}' AND kind = 'transcript:assistant'"
             )
         ),
         1
@@ -253,7 +253,7 @@ fn lines_appended_while_ingest_runs_are_captured_once() {
     assert_eq!(
         count(
             &env.env.db(),
-            "SELECT count(*) FROM raw_traces WHERE kind = 'transcript:user'"
+            "SELECT count(*) FROM raw_traces_text WHERE kind = 'transcript:user'"
         ),
         7
     );

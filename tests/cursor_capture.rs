@@ -59,7 +59,7 @@ impl CursorEnv {
         let c = rusqlite::Connection::open(self.env.db()).unwrap();
         let mut s = c
             .prepare(
-                "SELECT kind, count(*) FROM raw_traces WHERE platform = 'cursor' GROUP BY kind",
+                "SELECT kind, count(*) FROM raw_traces_text WHERE platform = 'cursor' GROUP BY kind",
             )
             .unwrap();
         s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))

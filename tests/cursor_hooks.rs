@@ -130,7 +130,7 @@ fn hook_rows(db: &Path) -> Vec<(String, i64)> {
     let c = rusqlite::Connection::open(db).unwrap();
     let mut s = c
         .prepare(
-            "SELECT source, count(*) FROM raw_traces
+            "SELECT source, count(*) FROM raw_traces_text
               WHERE platform = 'cursor' AND kind = 'hook' AND source_kind = 'hook'
               GROUP BY source ORDER BY source",
         )
@@ -198,7 +198,7 @@ fn every_event_is_stored_once_prints_an_empty_object_and_keeps_nothing_private()
     assert_eq!(
         count(
             &db,
-            &format!("SELECT count(*) FROM raw_traces WHERE session_id = '{CID}'")
+            &format!("SELECT count(*) FROM raw_traces_text WHERE session_id = '{CID}'")
         ),
         fixtures.len() as i64,
         "the session is the conversation_id"
@@ -281,7 +281,10 @@ fn redis_down_spools_and_a_drain_stores_each_payload_once() {
     assert_eq!(
         count(
             &env.env.db(),
-            &format!("SELECT count(*) FROM raw_traces WHERE id = '{}'", get("id"))
+            &format!(
+                "SELECT count(*) FROM raw_traces_text WHERE id = '{}'",
+                get("id")
+            )
         ),
         1,
         "stored once, from Redis or from the spool"
@@ -372,7 +375,7 @@ fn transcript_path_in_a_hook_triggers_its_capture() {
     let t0 = std::time::Instant::now();
     let mut seen = 0;
     let query = format!(
-        "SELECT count(*) FROM raw_traces WHERE platform = 'cursor' AND kind LIKE 'transcript:%' AND source = '{}'",
+        "SELECT count(*) FROM raw_traces_text WHERE platform = 'cursor' AND kind LIKE 'transcript:%' AND source = '{}'",
         transcript.display()
     );
     while t0.elapsed() < std::time::Duration::from_secs(20) {
@@ -397,7 +400,7 @@ fn transcript_path_in_a_hook_triggers_its_capture() {
     assert_eq!(
         count(
             &env.env.db(),
-            "SELECT count(*) FROM raw_traces WHERE platform = 'claude_code'"
+            "SELECT count(*) FROM raw_traces_text WHERE platform = 'claude_code'"
         ),
         0
     );

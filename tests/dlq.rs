@@ -202,7 +202,7 @@ fn bad_lines_are_listed_and_a_repaired_line_is_replayed_from_the_file() {
     assert_eq!(
         count(
             &env.db(),
-            "SELECT count(*) FROM raw_traces WHERE id = 'cc:s-dlq:u2'"
+            "SELECT count(*) FROM raw_traces_text WHERE id = 'cc:s-dlq:u2'"
         ),
         1
     );
@@ -253,7 +253,7 @@ fn add_fast_path_letter(env: &Env, session: &str, uuid: &str, text: &str) -> Str
 #[test]
 fn fast_path_letters_are_replayed_and_stored_once() {
     let (_dir, env) = empty_env();
-    let raw = "SELECT count(*) FROM raw_traces WHERE id = 'cc:s-fp:u1'";
+    let raw = "SELECT count(*) FROM raw_traces_text WHERE id = 'cc:s-fp:u1'";
     let first = add_fast_path_letter(&env, "s-fp", "u1", "from the dlq");
     let shown = env.json(&["dlq", "show", &first, "--json"]);
     assert_eq!(shown["fields"]["orig_id"], "cc:s-fp:u1", "{shown}");
@@ -449,7 +449,7 @@ fn slow_path_letters_are_kept_by_replay_with_the_reason() {
     assert_eq!(
         count(
             &env.db(),
-            "SELECT count(*) FROM raw_traces WHERE id = 'cc:s-slow:a1'"
+            "SELECT count(*) FROM raw_traces_text WHERE id = 'cc:s-slow:a1'"
         ),
         1
     );

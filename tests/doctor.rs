@@ -391,7 +391,7 @@ fn installed_hooks_run_by_sh_store_into_the_installed_home_and_pass_the_audit() 
     assert_eq!(
         support::count(
             &d.env.db(),
-            "SELECT count(*) FROM raw_traces WHERE source_kind = 'hook'"
+            "SELECT count(*) FROM raw_traces_text WHERE source_kind = 'hook'"
         ),
         ran
     );

@@ -123,7 +123,7 @@ fn every_event_is_stored_once_and_merged_with_the_transcript() {
     assert_eq!(
         count(
             &db,
-            "SELECT count(*) FROM raw_traces WHERE source_kind = 'hook'"
+            "SELECT count(*) FROM raw_traces_text WHERE source_kind = 'hook'"
         ),
         fixtures.len() as i64
     );
@@ -466,7 +466,7 @@ fn statusline_prints_one_line_and_captures_changed_figures_once() {
     assert_eq!(
         count(
             &db,
-            "SELECT count(*) FROM raw_traces WHERE kind = 'statusline'"
+            "SELECT count(*) FROM raw_traces_text WHERE kind = 'statusline'"
         ),
         2,
         "an unchanged refresh is not captured again"

@@ -212,10 +212,14 @@ async fn an_event_the_store_rejects_is_found_in_its_batch_and_dead_lettered() {
     drop(blueplane::store::open_writer(&db).expect("create db"));
     rusqlite::Connection::open(&db)
         .expect("db")
-        .execute_batch(
-            "CREATE TRIGGER poison BEFORE INSERT ON raw_traces WHEN NEW.id = 'cc:test:7'
+        .execute_batch(&format!(
+            "CREATE TRIGGER poison BEFORE INSERT ON raw_traces WHEN NEW.id_key = x'{}'
              BEGIN SELECT RAISE(ABORT, 'poisoned row'); END;",
-        )
+            blueplane::store::raw::id_key("cc:test:7")
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ))
         .expect("trigger");
     let q = Queue::connect(&r.url()).await.expect("connect");
     let events: Vec<Event> = (0..20).map(event).collect();

@@ -1,13 +1,13 @@
-//! Store footprint (issue 9 item 3): a store written before the preset dictionary (0006) and
-//! the payload blocks (0008), upgraded and filled further by this version, derives exactly what a store
-//! written by this version alone derives, and every payload in it decodes to the record as
-//! captured.
+//! Store footprint (issue 9 item 3): a store written before the preset dictionary (0006),
+//! before the compact rows of 0007 or before the payload blocks of 0008, upgraded and filled
+//! further by this version, derives exactly what a store written by this version alone
+//! derives, and every payload in it decodes to the record as captured.
 
 mod support;
 
 use blueplane::capture::claude_code::{FileContext, Parsed, parse_line};
 use blueplane::capture::tailer;
-use blueplane::event::Event;
+use blueplane::event::{Event, Source};
 use blueplane::privacy::PrivacyMode;
 use blueplane::store::codec::{Compressor, DICTIONARIES, adler32};
 use rusqlite::Connection;
@@ -32,6 +32,66 @@ fn fixture_events() -> Vec<Event> {
     }
     assert!(events.len() > 100, "{} fixture events", events.len());
     events
+}
+
+/// Inserts `events` as the fast path of schema versions 2 to 6 did (the text columns of
+/// raw_traces before 0007).
+fn old_insert(conn: &mut Connection, zlib: &mut Compressor, events: &[Event]) {
+    let tx = conn.transaction().expect("tx");
+    for e in events {
+        tx.execute(
+            "INSERT OR IGNORE INTO raw_traces
+               (id, platform, kind, session_id, ts, source_kind, source, source_offset,
+                source_key, source_version, payload, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            rusqlite::params![
+                e.id,
+                e.platform.as_str(),
+                e.kind,
+                e.session_id,
+                e.timestamp_ms,
+                e.source.kind(),
+                e.source.location(),
+                match &e.source {
+                    Source::DbRow { .. } => None,
+                    s => Some(s.position()),
+                },
+                e.source.key(),
+                match &e.source {
+                    Source::DbRow { version, .. } => Some(*version),
+                    _ => None,
+                },
+                zlib.compress(e.payload.as_bytes()),
+                1
+            ],
+        )
+        .expect("old insert");
+    }
+    tx.commit().expect("commit");
+}
+
+/// Every raw row through `raw_traces_text` but its receive time and its stored payload (alone
+/// or in a block: compare the decoded payloads, [`payloads`]), by seq.
+fn raw_rows(conn: &Connection) -> Vec<String> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT seq, id, platform, kind, session_id, ts, source_kind, source, source_offset,
+                    source_key, source_version
+             FROM raw_traces_text ORDER BY seq",
+        )
+        .expect("prepare");
+    stmt.query_map([], |r| {
+        (0..11)
+            .map(|i| {
+                r.get::<_, rusqlite::types::Value>(i)
+                    .map(|v| format!("{v:?}"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| v.join("|"))
+    })
+    .expect("query")
+    .collect::<Result<_, _>>()
+    .expect("rows")
 }
 
 fn derive_all(conn: &mut Connection) {
@@ -116,31 +176,6 @@ fn payloads(conn: &Connection) -> (Vec<String>, usize) {
     (texts, with_dict)
 }
 
-/// What a blueplane before 0008 wrote: every payload its own stream, in `payload`.
-fn insert_alone(conn: &mut Connection, zlib: &mut Compressor, events: &[Event]) {
-    let tx = conn.transaction().expect("tx");
-    for e in events {
-        tx.execute(
-            "INSERT OR IGNORE INTO raw_traces
-               (id, platform, kind, session_id, ts, source_kind, source, source_offset,
-                payload, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'file', ?6, ?7, ?8, 0)",
-            rusqlite::params![
-                e.id,
-                e.platform.as_str(),
-                e.kind,
-                e.session_id,
-                e.timestamp_ms,
-                e.source.location(),
-                e.source.position(),
-                zlib.compress(e.payload.as_bytes())
-            ],
-        )
-        .expect("insert");
-    }
-    tx.commit().expect("commit");
-}
-
 /// Stored bytes of every payload: rows alone plus blocks.
 fn stored_bytes(c: &Connection) -> i64 {
     c.query_row(
@@ -167,10 +202,9 @@ fn an_upgraded_store_derives_what_a_new_one_does() {
     // The first half written by a blueplane before 0006's dictionary and 0008's blocks (one
     // plain stream per row), the rest by this one after the upgrade.
     let old_path = dir.path().join("old.db");
-    let version = blueplane::store::SCHEMA_VERSION - 1;
-    let mut old = blueplane::store::create_at_version(&old_path, version).expect("old db");
+    let mut old = blueplane::store::create_at_version(&old_path, 5).expect("old db");
     let mut old_zlib = Compressor::with_dictionary(None, 1);
-    insert_alone(&mut old, &mut old_zlib, &events[..half]);
+    old_insert(&mut old, &mut old_zlib, &events[..half]);
     drop(old);
     let mut upgraded = blueplane::store::open_writer(&old_path).expect("upgrade");
     blueplane::fast_path::insert_batch(&mut upgraded, &mut zlib, &events[half..]).expect("insert");
@@ -240,4 +274,91 @@ fn an_upgraded_store_derives_what_a_new_one_does() {
         new_bytes * 2 < old_bytes as i64,
         "{new_bytes} vs {old_bytes}"
     );
+}
+
+/// A store of schema version 6 (the text columns of raw_traces, written by the blueplane
+/// before 0007) is rewritten in place by 0007: after the upgrade and the rest of the events
+/// written by this version, its raw rows read back exactly as a new store's (ids, sources,
+/// sessions, payloads, seq values), it derives the same rows, and it is smaller.
+#[test]
+fn a_version_6_store_is_compacted_in_place_and_derives_the_same() {
+    let events = fixture_events();
+    let half = events.len() / 2;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut zlib = Compressor::default();
+
+    let mut fresh = blueplane::store::open_writer(&dir.path().join("new.db")).expect("db");
+    blueplane::fast_path::insert_batch(&mut fresh, &mut zlib, &events[..half]).expect("insert");
+    blueplane::fast_path::insert_batch(&mut fresh, &mut zlib, &events[half..]).expect("insert");
+    derive_all(&mut fresh);
+
+    let old_path = dir.path().join("old.db");
+    let mut old = blueplane::store::create_at_version(&old_path, 6).expect("old db");
+    old_insert(&mut old, &mut zlib, &events[..half]);
+    old.execute(
+        "INSERT INTO pipeline_state (key, value) VALUES ('slow_path_seq', 7)",
+        [],
+    )
+    .expect("watermark");
+    let v6_bytes = raw_bytes(&old, "raw_traces") + raw_bytes(&old, "sqlite_autoindex_raw_traces_1");
+    drop(old);
+    let mut upgraded = blueplane::store::open_writer(&old_path).expect("upgrade");
+    let v: i64 = upgraded
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(v, blueplane::store::SCHEMA_VERSION as i64);
+    // The watermark is kept (it points at seq values, which are kept).
+    let wm: i64 = upgraded
+        .query_row(
+            "SELECT value FROM pipeline_state WHERE key = 'slow_path_seq'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("watermark");
+    assert_eq!(wm, 7);
+    upgraded
+        .execute(
+            "UPDATE pipeline_state SET value = 0 WHERE key = 'slow_path_seq'",
+            [],
+        )
+        .expect("derive from the start");
+    let up_compact = raw_bytes(&upgraded, "raw_traces") + raw_bytes(&upgraded, "raw_traces_id");
+    // A redelivery of the first half is ignored: the old rows' ids are the dedup keys.
+    let (n, _) = blueplane::fast_path::insert_batch(&mut upgraded, &mut zlib, &events[..half])
+        .expect("insert");
+    assert_eq!(n, 0);
+    blueplane::fast_path::insert_batch(&mut upgraded, &mut zlib, &events[half..]).expect("insert");
+    derive_all(&mut upgraded);
+
+    let rows = raw_rows(&fresh);
+    assert_eq!(rows.len(), events.len());
+    assert_eq!(rows, raw_rows(&upgraded));
+    let ids: Vec<String> = rows
+        .iter()
+        .map(|r| r.split('|').nth(1).expect("id").to_string())
+        .collect();
+    let want: Vec<String> = events
+        .iter()
+        .map(|e| format!("{:?}", rusqlite::types::Value::Text(e.id.clone())))
+        .collect();
+    assert_eq!(ids, want, "every id rebuilt as captured");
+    assert_eq!(payloads(&upgraded).0, payloads(&fresh).0);
+    let a = dump(&fresh);
+    assert!(
+        a.lines().filter(|l| l.starts_with("messages ")).count() > 20,
+        "{a}"
+    );
+    assert_eq!(a, dump(&upgraded));
+    // The same rows take fewer bytes in the compact table and its key than in the text one.
+    assert!(up_compact * 10 < v6_bytes * 9, "{up_compact} vs {v6_bytes}");
+}
+
+/// Bytes of a table or index (dbstat).
+fn raw_bytes(conn: &Connection, name: &str) -> i64 {
+    conn.query_row(
+        "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = ?1",
+        [name],
+        |r| r.get(0),
+    )
+    .expect("dbstat")
 }

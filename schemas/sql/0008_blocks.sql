@@ -24,3 +24,37 @@ ALTER TABLE raw_traces ADD COLUMN block_len   INTEGER;
 -- `tool_calls_at`. Two B-tree inserts less per tool call.
 DROP INDEX IF EXISTS tool_calls_started;
 DROP INDEX IF EXISTS tool_calls_name;
+
+-- The view of 0007 with the block columns (a view lists its columns when it is created).
+DROP VIEW raw_traces_text;
+CREATE VIEW raw_traces_text AS
+SELECT r.seq AS seq,
+       CASE r.id_form
+           WHEN 0 THEN r.id_tail
+           WHEN 1 THEN 'cc:' || s.session_id || ':' || lower(
+               substr(hex(r.id_tail), 1, 8) || '-' || substr(hex(r.id_tail), 9, 4) || '-' ||
+               substr(hex(r.id_tail), 13, 4) || '-' || substr(hex(r.id_tail), 17, 4) || '-' ||
+               substr(hex(r.id_tail), 21, 12))
+           WHEN 2 THEN 'cc:' || s.session_id || ':' || r.id_tail
+           WHEN 3 THEN 'cc:h:' || lower(hex(r.id_tail))
+           WHEN 4 THEN 'hk:' || lower(hex(r.id_tail))
+       END AS id,
+       r.id_key AS id_key,
+       k.platform AS platform,
+       k.kind AS kind,
+       s.session_id AS session_id,
+       r.ts AS ts,
+       src.kind AS source_kind,
+       src.location AS source,
+       r.source_offset AS source_offset,
+       r.source_key AS source_key,
+       r.source_version AS source_version,
+       r.payload AS payload,
+       r.received_at AS received_at,
+       r.block AS block,
+       r.block_start AS block_start,
+       r.block_len AS block_len
+FROM raw_traces r
+JOIN raw_kinds k ON k.ref = r.kind_ref
+JOIN raw_sources src ON src.ref = r.source_ref
+LEFT JOIN raw_sessions s ON s.ref = r.session_ref;

@@ -27,6 +27,7 @@ use crate::event::{Event, Source};
 use crate::queue::{self, DeadLetter, Entry, Queue, QueueError};
 use crate::store::blocks::{self, Part};
 use crate::store::codec::Compressor;
+use crate::store::raw;
 use crate::store::{Failure, StoreError, classify};
 
 pub const BATCH: usize = 100;
@@ -87,14 +88,23 @@ pub fn insert_batch<E: std::borrow::Borrow<Event>>(
             .collect::<rusqlite::Result<Vec<i64>>>()?;
         // Blocks every record of which was already stored (a redelivered batch) are removed.
         let mut used = vec![false; block_ids.len()];
+        // The compact row (migration 0007, `store::raw`): the id as its 16-byte key plus
+        // form and tail, the repeated strings as refs; the payload alone or in a block (0008).
+        let mut refs = raw::Refs::default();
         let mut stmt = tx.prepare_cached(
             "INSERT OR IGNORE INTO raw_traces
-               (id, platform, kind, session_id, ts, source_kind, source, source_offset,
+               (id_key, id_form, id_tail, kind_ref, session_ref, ts, source_ref, source_offset,
                 source_key, source_version, payload, received_at, block, block_start, block_len)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?;
         const EMPTY: &[u8] = &[];
         for (e, part) in events.iter().zip(&plan.parts) {
+            let key = raw::id_key(&e.id);
+            // None: a duplicate with a string never stored (nothing to insert).
+            let Some(r) = refs.for_event(&tx, e, &key)? else {
+                continue;
+            };
+            let (form, tail) = raw::encode_id(&e.id, e.session_id.as_deref());
             let (payload, block, start, len) = match part {
                 Part::Alone(z) => (z.as_slice(), None, None, None),
                 Part::InBlock { block, start, len } => (
@@ -105,13 +115,13 @@ pub fn insert_batch<E: std::borrow::Borrow<Event>>(
                 ),
             };
             let n = stmt.execute(params![
-                e.id,
-                e.platform.as_str(),
-                e.kind,
-                e.session_id,
+                key,
+                form,
+                tail,
+                r.kind,
+                r.session,
                 e.timestamp_ms,
-                e.source.kind(),
-                e.source.location(),
+                r.source,
                 match &e.source {
                     Source::FileLine { offset, .. } => Some(*offset as i64),
                     Source::Hook { received_at, .. } => Some(*received_at),
@@ -544,7 +554,7 @@ mod tests {
         insert_batch(&mut c, z, &[ev("d")]).unwrap();
         let (payload, block): (Vec<u8>, Option<i64>) = c
             .query_row(
-                "SELECT payload, block FROM raw_traces WHERE id = 'd'",
+                "SELECT payload, block FROM raw_traces_text WHERE id = 'd'",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
@@ -553,5 +563,23 @@ mod tests {
             (crate::store::codec::decode(&payload), block),
             (Some(ev("d").payload), None)
         );
+        // The same event seen again in a copy of its file at another path (another source,
+        // a new session string in its id's row): nothing stored, not even the new strings.
+        let mut copy = ev("a");
+        copy.source = Source::FileLine {
+            path: "/elsewhere/f".into(),
+            offset: 0,
+        };
+        copy.kind = "assistant".into();
+        let (n, _) = insert_batch(&mut c, z, &[copy]).unwrap();
+        assert_eq!(n, 0);
+        let lookups: i64 = c
+            .query_row(
+                "SELECT (SELECT count(*) FROM raw_sources) + (SELECT count(*) FROM raw_kinds)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(lookups, 2);
     }
 }

@@ -80,7 +80,7 @@ pub fn process_round(conn: &mut Connection, limit: usize) -> rusqlite::Result<(u
     let rows: Vec<RawRow> = tx
         .prepare_cached(&format!(
             "SELECT seq, id, platform, kind, session_id, ts, source, source_offset, {}
-             FROM raw_traces WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+             FROM raw_traces_text WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             blocks::COLUMNS
         ))?
         .query_map(params![watermark, limit as i64], |r| {

@@ -9,6 +9,7 @@
 pub mod blocks;
 pub mod checkpoint;
 pub mod codec;
+pub mod raw;
 
 use std::path::Path;
 use std::time::Duration;
@@ -28,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schemas/sql/0004_cursor.sql"),
     include_str!("../../schemas/sql/0005_rollups.sql"),
     include_str!("../../schemas/sql/0006_store.sql"),
+    include_str!("../../schemas/sql/0007_compact_raw_traces.sql"),
     include_str!("../../schemas/sql/0008_blocks.sql"),
 ];
 
@@ -136,6 +138,7 @@ pub fn create_at_version(path: &Path, version: usize) -> Result<Connection, Stor
         });
     }
     conn.execute_batch("PRAGMA journal_mode=WAL")?;
+    raw::register_functions(&conn)?;
     for (i, sql) in MIGRATIONS.iter().take(version).enumerate() {
         conn.execute_batch(sql)?;
         conn.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
@@ -164,6 +167,8 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     if version == supported {
         return Ok(());
     }
+    // 0007 rewrites raw_traces with the Rust id encoder.
+    raw::register_functions(conn)?;
     // Two processes may start at once: take the write lock first, then re-check.
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let result = (|| {
@@ -201,7 +206,8 @@ pub fn no_autocheckpoint(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// Opens the database for layer 3: read-only, `query_only`, and an authorizer that denies
-/// any access to `raw_traces` and its payload blocks (`raw_blocks`).
+/// any access to `raw_traces`, its lookup tables and its payload blocks ([`RAW_TABLES`]; the
+/// `raw_traces_text` view reads them, so it is denied too).
 ///
 /// # Errors
 /// [`StoreError::Missing`] when there is no database yet.
@@ -220,11 +226,22 @@ pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// The tables layer 3 may not read: the raw traces and the strings they intern (transcript
+/// paths, session ids of every record; nothing a tool needs, all of it layer 2's).
+pub const RAW_TABLES: &[&str] = &[
+    "raw_traces",
+    "raw_sources",
+    "raw_kinds",
+    "raw_sessions",
+    "raw_blocks",
+];
+
 fn deny_raw_traces(ctx: AuthContext<'_>) -> Authorization {
     match ctx.action {
         AuthAction::Read { table_name, .. }
-            if table_name.eq_ignore_ascii_case("raw_traces")
-                || table_name.eq_ignore_ascii_case("raw_blocks") =>
+            if RAW_TABLES
+                .iter()
+                .any(|t| table_name.eq_ignore_ascii_case(t)) =>
         {
             Authorization::Deny
         }
@@ -311,6 +328,56 @@ mod tests {
         assert_eq!(q("SELECT count(*) FROM rollup_q WHERE model = ''"), [1]);
     }
 
+    use crate::event::{Event, Platform, Source};
+
+    /// An event as the fast path stores it.
+    fn event(id: &str, session: Option<&str>, source: Source, payload: &str) -> Event {
+        Event {
+            id: id.into(),
+            platform: Platform::ClaudeCode,
+            kind: "user".into(),
+            session_id: session.map(str::to_string),
+            timestamp_ms: Some(5),
+            source,
+            payload: payload.into(),
+        }
+    }
+
+    fn file(path: &str, offset: u64) -> Source {
+        Source::FileLine {
+            path: path.into(),
+            offset,
+        }
+    }
+
+    /// Stores `events` with the fast path's insert: (inserted, max seq).
+    fn put(c: &mut Connection, events: &[Event]) -> (usize, i64) {
+        crate::fast_path::insert_batch(c, &mut codec::Compressor::default(), events).unwrap()
+    }
+
+    /// Every column of the `raw_traces_text` view, by seq, as debug text.
+    fn raw_rows(c: &Connection) -> Vec<String> {
+        let mut stmt = c
+            .prepare(
+                "SELECT seq, id, platform, kind, session_id, ts, source_kind, source,
+                        source_offset, source_key, source_version, payload, received_at
+                 FROM raw_traces_text ORDER BY seq",
+            )
+            .unwrap();
+        stmt.query_map([], |r| {
+            (0..13)
+                .map(|i| {
+                    r.get::<_, rusqlite::types::Value>(i)
+                        .map(|v| format!("{v:?}"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(|v| v.join("|"))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
     #[test]
     fn a_version_1_store_is_upgraded_with_its_rows_and_watermarks() {
         let dir = tempfile::tempdir().unwrap();
@@ -326,10 +393,10 @@ mod tests {
         ))
         .unwrap();
         drop(c);
-        let w = open_writer(&path).unwrap();
+        let mut w = open_writer(&path).unwrap();
         let row: (i64, String, String, Option<i64>) = w
             .query_row(
-                "SELECT seq, source_kind, source, source_offset FROM raw_traces WHERE id = 'a'",
+                "SELECT seq, source_kind, source, source_offset FROM raw_traces_text WHERE id = 'a'",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
@@ -346,19 +413,13 @@ mod tests {
             .unwrap();
         assert_eq!((seq, dirty), (7, 0));
         assert!(store_id > 0);
-        // The next insert continues the sequence.
-        w.execute(
-            "INSERT INTO raw_traces (id, platform, kind, source, payload, received_at)
-             VALUES ('b', 'claude_code', 'hook', 'PreToolUse', x'00', 2)",
-            [],
-        )
-        .unwrap();
-        let seq_b: i64 = w
-            .query_row("SELECT seq FROM raw_traces WHERE id = 'b'", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert_eq!(seq_b, 8);
+        // The next insert continues the sequence; the old row's id still deduplicates.
+        let hook = Source::Hook {
+            event: "PreToolUse".into(),
+            received_at: 2,
+        };
+        assert_eq!(put(&mut w, &[event("b", None, hook.clone(), "{}")]), (1, 8));
+        assert_eq!(put(&mut w, &[event("a", None, hook, "{}")]), (0, 8));
     }
 
     fn index_names(c: &Connection, table: &str) -> Vec<String> {
@@ -372,13 +433,27 @@ mod tests {
         .unwrap()
     }
 
+    fn columns(c: &Connection, table: &str) -> Vec<String> {
+        c.prepare("SELECT name FROM pragma_table_info(?1)")
+            .unwrap()
+            .query_map([table], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// The schema version before `prefix`'s migration.
+    fn before(prefix: &str) -> usize {
+        MIGRATIONS
+            .iter()
+            .position(|m| m.starts_with(prefix))
+            .expect("migration registered")
+    }
+
     #[test]
     fn the_store_migration_upgrades_a_previous_version_store() {
         // The store as the schema version before 0006 left it.
-        let prev = MIGRATIONS
-            .iter()
-            .position(|m| m.starts_with("-- 0006: store footprint"))
-            .expect("0006 registered");
+        let prev = before("-- 0006: store footprint");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let c = create_at_version(&path, prev).unwrap();
@@ -392,38 +467,27 @@ mod tests {
         )
         .unwrap();
         drop(c);
-        let w = open_writer(&path).unwrap();
+        let mut w = open_writer(&path).unwrap();
         let v: i64 = w
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v, SCHEMA_VERSION as i64);
-        // Only the index nothing read is gone; the dedup key stays unique.
-        let idx = index_names(&w, "raw_traces");
-        assert!(!idx.contains(&"raw_traces_session".to_string()), "{idx:?}");
-        assert!(
-            idx.contains(&"sqlite_autoindex_raw_traces_1".to_string()),
-            "{idx:?}"
-        );
-        assert!(
-            w.execute(
-                "INSERT INTO raw_traces (id, platform, kind, source, payload, received_at)
-                 VALUES ('a', 'claude_code', 'user', 'f', x'00', 2)",
-                [],
-            )
-            .is_err()
-        );
+        // Only the dedup key is indexed, and it stays unique.
+        assert_eq!(index_names(&w, "raw_traces"), ["raw_traces_id"]);
+        let again = event("a", Some("s"), file("/f.jsonl", 0), "{}");
+        assert_eq!(put(&mut w, &[again]).0, 0);
         // The old row decodes, and a new one (with the dictionary) sits beside it.
-        let new = codec::Compressor::default().compress(b"{\"type\":\"assistant\"}");
-        w.execute(
-            "INSERT INTO raw_traces (id, platform, kind, source, source_offset, payload, received_at)
-             VALUES ('b', 'claude_code', 'assistant', '/f.jsonl', 20, ?1, 3)",
-            [&new],
-        )
-        .unwrap();
+        let b = event(
+            "b",
+            Some("s"),
+            file("/f.jsonl", 20),
+            "{\"type\":\"assistant\"}",
+        );
+        assert_eq!(put(&mut w, &[b]), (1, 2));
         let mut d = codec::Decompressor::default();
         let mut buf = Vec::new();
         let rows: Vec<(String, Vec<u8>)> = w
-            .prepare("SELECT id, payload FROM raw_traces ORDER BY seq")
+            .prepare("SELECT id, payload FROM raw_traces_text ORDER BY seq")
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()
@@ -450,44 +514,287 @@ mod tests {
         open_writer(&path).unwrap();
     }
 
+    /// Ids of every form the capture writes, for the round-trip tests.
+    fn id_cases() -> Vec<Event> {
+        let s = "0b4c6a5e-3f5c-4e1b-9a0e-2d7c1f8e9a10";
+        let u = "7d1f0c2a-1b2c-4d3e-8f90-a1b2c3d4e5f6";
+        let db = |key: &str, version: i64| Source::DbRow {
+            db: "/state.vscdb".into(),
+            key: key.into(),
+            version,
+        };
+        let mut cursor = event("cu:bubbleId:c:b@3", Some("c"), db("bubbleId:c:b", 3), "{}");
+        cursor.platform = Platform::Cursor;
+        cursor.kind = "bubble".into();
+        vec![
+            event(
+                &format!("cc:{s}:{u}"),
+                Some(s),
+                file("/p/a.jsonl", 0),
+                "{\"n\":1}",
+            ),
+            event(
+                &format!("cc:{s}:{}", u.to_uppercase()),
+                Some(s),
+                file("/p/a.jsonl", 9),
+                "{}",
+            ),
+            event("cc:other:x", Some(s), file("/p/a.jsonl", 19), "{}"),
+            event(&format!("cc:{s}:"), Some(s), file("/p/a.jsonl", 29), "{}"),
+            event("cc:-:u1", None, file("/p/b.jsonl", 0), "{}"),
+            event(
+                "cc:h:0123456789abcdef0123456789abcdef",
+                Some(s),
+                file("/p/b.jsonl", 5),
+                "{}",
+            ),
+            event(
+                "cc:h:0123456789ABCDEF0123456789ABCDEF",
+                None,
+                file("/p/b.jsonl", 6),
+                "{}",
+            ),
+            event(
+                "hk:fedcba9876543210fedcba9876543210",
+                Some("h1"),
+                Source::Hook {
+                    event: "PreToolUse".into(),
+                    received_at: 1_700_000_000_000,
+                },
+                "{}",
+            ),
+            cursor,
+            event("ca:c/s1:7", Some("c"), file("/c/t.jsonl", 7), "{}"),
+            event("é:ü", Some("é"), file("/p/é.jsonl", 0), "{}"),
+        ]
+    }
+
+    /// `raw_traces_text` as the events would have been stored before 0007.
+    fn expected_rows(events: &[Event], first_seq: i64) -> Vec<String> {
+        use rusqlite::types::Value;
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let opt_i = |v: Option<i64>| v.map_or(Value::Null, Value::Integer);
+                let opt_t = |v: Option<&str>| v.map_or(Value::Null, |s| Value::Text(s.into()));
+                [
+                    Value::Integer(first_seq + i as i64),
+                    Value::Text(e.id.clone()),
+                    Value::Text(e.platform.as_str().into()),
+                    Value::Text(e.kind.clone()),
+                    opt_t(e.session_id.as_deref()),
+                    opt_i(e.timestamp_ms),
+                    Value::Text(e.source.kind().into()),
+                    Value::Text(e.source.location().into()),
+                    opt_i(match &e.source {
+                        Source::DbRow { .. } => None,
+                        s => Some(s.position()),
+                    }),
+                    opt_t(e.source.key()),
+                    opt_i(match &e.source {
+                        Source::DbRow { version, .. } => Some(*version),
+                        _ => None,
+                    }),
+                ]
+                .iter()
+                .map(|v| format!("{v:?}"))
+                .collect::<Vec<_>>()
+                .join("|")
+            })
+            .collect()
+    }
+
+    /// Drops the payload and received_at columns of `raw_rows` (checked apart).
+    fn without_payload(rows: Vec<String>) -> Vec<String> {
+        rows.into_iter()
+            .map(|r| r.split('|').take(11).collect::<Vec<_>>().join("|"))
+            .collect()
+    }
+
+    #[test]
+    fn the_view_rebuilds_every_id_and_column_the_fast_path_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = open_writer(&dir.path().join("t.db")).unwrap();
+        let events = id_cases();
+        assert_eq!(put(&mut w, &events), (events.len(), events.len() as i64));
+        assert_eq!(without_payload(raw_rows(&w)), expected_rows(&events, 1));
+        // The compact forms are used (the uuid and the hashes as bytes), and every row's
+        // key is the hash of its rebuilt id.
+        let forms: Vec<(i64, String)> = w
+            .prepare("SELECT id_form, typeof(id_tail) FROM raw_traces ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            forms.iter().map(|f| f.0).collect::<Vec<_>>(),
+            [1, 2, 0, 2, 0, 3, 0, 4, 0, 0, 0]
+        );
+        let keys: Vec<(String, Vec<u8>)> = w
+            .prepare("SELECT id, id_key FROM raw_traces_text ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for (id, key) in keys {
+            assert_eq!(key, raw::id_key(&id), "{id}");
+        }
+        // Each string is interned once.
+        let n = |sql: &str| -> i64 { w.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(n("SELECT count(*) FROM raw_sources"), 6);
+        assert_eq!(n("SELECT count(*) FROM raw_kinds"), 2);
+        assert_eq!(n("SELECT count(*) FROM raw_sessions"), 4);
+        // A redelivery inserts nothing.
+        assert_eq!(put(&mut w, &events), (0, events.len() as i64));
+    }
+
+    /// A v6 store with rows of every id form is rewritten in place by 0007: the same rows,
+    /// seq values and payload bytes, read through `raw_traces_text`; the watermark still
+    /// points at them; the old ids deduplicate new inserts; new rows continue the sequence.
+    #[test]
+    fn the_compact_migration_rewrites_a_version_6_store_in_place() {
+        let prev = before("-- 0007: compact raw_traces");
+        assert_eq!(prev, 6);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let c = create_at_version(&path, prev).unwrap();
+        let events = id_cases();
+        let mut z = codec::Compressor::default();
+        // Rows as the v6 fast path wrote them, with gaps in seq (ignored duplicates).
+        for (i, e) in events.iter().enumerate() {
+            c.execute(
+                "INSERT INTO raw_traces
+                   (seq, id, platform, kind, session_id, ts, source_kind, source, source_offset,
+                    source_key, source_version, payload, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                rusqlite::params![
+                    10 + 3 * i as i64,
+                    e.id,
+                    e.platform.as_str(),
+                    e.kind,
+                    e.session_id,
+                    e.timestamp_ms,
+                    e.source.kind(),
+                    e.source.location(),
+                    match &e.source {
+                        Source::DbRow { .. } => None,
+                        s => Some(s.position()),
+                    },
+                    e.source.key(),
+                    match &e.source {
+                        Source::DbRow { version, .. } => Some(version),
+                        _ => None,
+                    },
+                    z.compress(e.payload.as_bytes()),
+                    100 + i as i64,
+                ],
+            )
+            .unwrap();
+        }
+        c.execute_batch("INSERT INTO pipeline_state VALUES ('slow_path_seq', 13)")
+            .unwrap();
+        let before_rows: Vec<String> = {
+            let mut stmt = c
+                .prepare(
+                    "SELECT seq, id, platform, kind, session_id, ts, source_kind, source,
+                            source_offset, source_key, source_version, payload, received_at
+                     FROM raw_traces ORDER BY seq",
+                )
+                .unwrap();
+            stmt.query_map([], |r| {
+                (0..13)
+                    .map(|i| {
+                        r.get::<_, rusqlite::types::Value>(i)
+                            .map(|v| format!("{v:?}"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|v| v.join("|"))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+        };
+        drop(c);
+        let mut w = open_writer(&path).unwrap();
+        assert_eq!(raw_rows(&w), before_rows, "every row, byte for byte");
+        let cols = columns(&w, "raw_traces");
+        for gone in [
+            "id",
+            "platform",
+            "kind",
+            "session_id",
+            "source",
+            "source_kind",
+        ] {
+            assert!(!cols.contains(&gone.to_string()), "{cols:?}");
+        }
+        assert_eq!(index_names(&w, "raw_traces"), ["raw_traces_id"]);
+        let (wm, last): (i64, i64) = w
+            .query_row(
+                "SELECT (SELECT value FROM pipeline_state WHERE key = 'slow_path_seq'),
+                        (SELECT max(seq) FROM raw_traces)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((wm, last), (13, 10 + 3 * (events.len() as i64 - 1)));
+        // The old rows' ids deduplicate; a new event continues the sequence.
+        assert_eq!(put(&mut w, &events), (0, last));
+        let new = event("cc:new:1", Some("new"), file("/p/a.jsonl", 99), "{}");
+        assert_eq!(put(&mut w, &[new]), (1, last + 1));
+        assert_eq!(
+            w.query_row("SELECT count(*) FROM raw_sources", [], |r| r
+                .get::<_, i64>(0))
+                .unwrap(),
+            6,
+            "the path of the new row was interned by the migration"
+        );
+        drop(w);
+        open_writer(&path).unwrap();
+    }
+
     #[test]
     fn reader_cannot_read_raw_traces() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let w = open_writer(&path).unwrap();
-        w.execute(
-            "INSERT INTO raw_traces (id, platform, kind, source, source_offset, payload, received_at)
-             VALUES ('a', 'claude_code', 'user', 'f', 0, x'00', 0)",
-            [],
-        )
-        .unwrap();
+        let mut w = open_writer(&path).unwrap();
+        put(&mut w, &id_cases());
         let r = open_reader(&path).unwrap();
-        let denied = |e: rusqlite::Error| {
+        let denied = |sql: &str| {
+            let e = r
+                .query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
+                .unwrap_err();
             let s = e.to_string();
             assert!(
                 s.contains("not authorized") || s.contains("prohibited"),
-                "{s}"
+                "{sql}: {s}"
             );
         };
-        denied(
-            r.query_row("SELECT count(*) FROM raw_traces", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .unwrap_err(),
-        );
-        denied(
-            r.query_row("SELECT payload FROM main.RAW_TRACES LIMIT 1", [], |r| {
-                r.get::<_, Vec<u8>>(0)
-            })
-            .unwrap_err(),
-        );
-        // The payload blocks are raw traces too.
-        denied(
-            r.query_row("SELECT count(*) FROM Raw_Blocks", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .unwrap_err(),
-        );
+        denied("SELECT count(*) FROM raw_traces");
+        denied("SELECT payload FROM main.RAW_TRACES LIMIT 1");
+        // The view that rebuilds the rows, and every table of raw strings.
+        denied("SELECT id FROM raw_traces_text LIMIT 1");
+        denied("SELECT count(*) FROM raw_traces_text");
+        // The payload blocks are raw traces too, whatever the case of the name.
+        denied("SELECT count(*) FROM Raw_Blocks");
+        for t in RAW_TABLES {
+            denied(&format!("SELECT count(*) FROM {t}"));
+        }
+        // Every raw_* table of the schema is one of them.
+        let raw: Vec<String> = w
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name LIKE 'raw\\_%' ESCAPE '\\'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(raw.len(), RAW_TABLES.len(), "{raw:?}");
+        for t in &raw {
+            assert!(RAW_TABLES.contains(&t.as_str()), "{t} is not denied");
+        }
         let n: i64 = r
             .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
             .unwrap();
