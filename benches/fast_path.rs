@@ -9,10 +9,12 @@
 //!
 //! As shipped, the fast path's connection never checkpoints the WAL itself
 //! (`store::no_autocheckpoint`; the slow path's connection does) and compresses against the
-//! preset dictionary (`store::codec`). Side by side, alternating (after, before, after,
-//! before), each on its own fresh database: "before" is the row model before migration 0007
-//! (a store created at schema version 6, the text columns and the UNIQUE text id, written by
-//! a copy of that version's insert; the same compressor and events). Then the same run with
+//! preset dictionary (`store::codec`), the consecutive records of one transcript together in
+//! payload blocks (`store::blocks`, 0008). Side by side, alternating (after, before, after,
+//! before), each on its own fresh database: "before" is the row model before migrations 0007
+//! and 0008 (a store created at schema version 6, the text columns, the UNIQUE text id and one
+//! stream per payload, written by a copy of that version's insert; the same compressor and
+//! events). Then the same run with
 //! SQLite's automatic checkpoint inside the commit, and compression alone: the shipped
 //! codec, no dictionary, a fresh encoder per payload, and the dictionary at other levels.
 //!
@@ -461,7 +463,7 @@ fn main() {
     for (i, (a, b)) in after.iter().zip(&before).enumerate() {
         report(
             &format!(
-                "run {}: as shipped (dictionary {} B, zlib level {LEVEL}, compact rows of 0007)",
+                "run {}: as shipped (dictionary {} B, zlib level {LEVEL}, compact rows of 0007, payload blocks of 0008)",
                 i + 1,
                 DICTIONARIES[CURRENT].len()
             ),
