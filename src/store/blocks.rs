@@ -118,7 +118,6 @@ pub struct PayloadReader {
     /// The block in `block` (its id), when one was decoded and decoded cleanly.
     block_id: Option<i64>,
     block: Vec<u8>,
-    data: Vec<u8>,
 }
 
 impl PayloadReader {
@@ -144,8 +143,7 @@ impl PayloadReader {
             let Some(data) = found else {
                 return Ok(None);
             };
-            self.data = data;
-            if self.zlib.decompress(&self.data, &mut self.block).is_none() {
+            if self.zlib.decompress(&data, &mut self.block).is_none() {
                 return Ok(None);
             }
             self.block_id = Some(id);

@@ -355,14 +355,15 @@ mod tests {
         crate::fast_path::insert_batch(c, &mut codec::Compressor::default(), events).unwrap()
     }
 
-    /// Every column of the `raw_traces_text` view, by seq, as debug text.
-    fn raw_rows(c: &Connection) -> Vec<String> {
+    /// Every pre-0007 column of `from` (the v6 table, or the `raw_traces_text` view), by seq,
+    /// as debug text.
+    fn raw_rows_of(c: &Connection, from: &str) -> Vec<String> {
         let mut stmt = c
-            .prepare(
+            .prepare(&format!(
                 "SELECT seq, id, platform, kind, session_id, ts, source_kind, source,
                         source_offset, source_key, source_version, payload, received_at
-                 FROM raw_traces_text ORDER BY seq",
-            )
+                 FROM {from} ORDER BY seq"
+            ))
             .unwrap();
         stmt.query_map([], |r| {
             (0..13)
@@ -618,7 +619,10 @@ mod tests {
         let mut w = open_writer(&dir.path().join("t.db")).unwrap();
         let events = id_cases();
         assert_eq!(put(&mut w, &events), (events.len(), events.len() as i64));
-        assert_eq!(without_payload(raw_rows(&w)), expected_rows(&events, 1));
+        assert_eq!(
+            without_payload(raw_rows_of(&w, "raw_traces_text")),
+            expected_rows(&events, 1)
+        );
         // The compact forms are used (the uuid and the hashes as bytes), and every row's
         // key is the hash of its rebuilt id.
         let forms: Vec<(i64, String)> = w
@@ -696,30 +700,14 @@ mod tests {
         }
         c.execute_batch("INSERT INTO pipeline_state VALUES ('slow_path_seq', 13)")
             .unwrap();
-        let before_rows: Vec<String> = {
-            let mut stmt = c
-                .prepare(
-                    "SELECT seq, id, platform, kind, session_id, ts, source_kind, source,
-                            source_offset, source_key, source_version, payload, received_at
-                     FROM raw_traces ORDER BY seq",
-                )
-                .unwrap();
-            stmt.query_map([], |r| {
-                (0..13)
-                    .map(|i| {
-                        r.get::<_, rusqlite::types::Value>(i)
-                            .map(|v| format!("{v:?}"))
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(|v| v.join("|"))
-            })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
-        };
+        let before_rows = raw_rows_of(&c, "raw_traces");
         drop(c);
         let mut w = open_writer(&path).unwrap();
-        assert_eq!(raw_rows(&w), before_rows, "every row, byte for byte");
+        assert_eq!(
+            raw_rows_of(&w, "raw_traces_text"),
+            before_rows,
+            "every row, byte for byte"
+        );
         let cols = columns(&w, "raw_traces");
         for gone in [
             "id",
